@@ -1,0 +1,1 @@
+"""LangChain and DSPy adapters (installed as ``ledom_reason.integrations``)."""

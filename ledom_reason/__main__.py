@@ -1,0 +1,5 @@
+import sys
+
+from ledom_reason.cli import main
+
+sys.exit(main())

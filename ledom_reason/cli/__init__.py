@@ -1,0 +1,75 @@
+"""``ledom-reason`` command line.
+
+Each sub-command lives in its own module under ``ledom_reason.cli`` and exposes
+``register(subparsers)``, which adds a parser and sets ``func=run``. Modules must import heavy
+libraries (torch, fastapi…) inside ``run``, so that ``ledom-reason --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from ledom_reason._version import __version__
+
+# Order = order in --help.
+COMMAND_MODULES = [
+    "demo",
+    "score",
+    "generate",
+    "eval",
+    "discrimination",
+    "serve",
+    "train",
+    "quality",
+]
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ledom-reason",
+        description="Reverse-language-model (LEDOM) verification of chain-of-thought.",
+    )
+    parser.add_argument("--version", action="version", version=f"ledom-reason {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f"ledom_reason.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"ledom_reason.cli.{name}":
+                continue  # command not part of this build
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (CLIError, ValueError, TypeError, FileNotFoundError, ImportError, FloatingPointError) as e:
+        print(f"ledom-reason {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""ledom_reason.eval (in progress)."""

@@ -1,0 +1,1 @@
+"""Scorer backends. Import concrete classes from their modules or from :mod:`ledom_reason`."""

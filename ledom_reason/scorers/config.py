@@ -1,0 +1,53 @@
+"""Configuration of the local (transformers) scorer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ledom_reason.reverse import TRUNCATE_POLICIES, TruncatePolicy
+
+
+@dataclass
+class ScorerConfig:
+    """Settings of :class:`~ledom_reason.scorers.local.ReverseScorer`.
+
+    > Batching
+        batch_tokens: Token budget of one model pass (padded tokens count). Bigger = faster until
+            memory runs out. A pair longer than the budget runs alone.
+        mode: ``"fast"`` (length-sorted batches, LM head only on scored rows, chunked
+            log-softmax) or ``"reference"`` (one pair at a time, full log-softmax; for tests).
+        attention: ``"padded"`` (right-padded length buckets, plain causal attention: works
+            everywhere), ``"packed"`` (no padding; needs a varlen/flex kernel on GPU) or ``"auto"``.
+        head_chunk_bytes: Memory budget of one fp32 ``[rows × vocab]`` logits chunk.
+
+    > Inputs
+        max_length: Context limit in tokens; ``None`` = the model's ``max_position_embeddings``.
+        truncate: ``"candidate_left"`` drops the candidate's earliest tokens when a pair is too
+            long (the question is kept whole); ``"error"`` raises ``ValueError``.
+        forward_chat_template: Wrap the question in the forward tokenizer's chat template (user
+            turn + generation prompt) when computing ``log P_fwd(candidate | question)``.
+    """
+
+    batch_tokens: int = 16384
+    mode: Literal["fast", "reference"] = "fast"
+    attention: Literal["auto", "padded", "packed"] = "auto"
+    head_chunk_bytes: int = 256 * 2**20
+    max_length: int | None = None
+    truncate: TruncatePolicy = "candidate_left"
+    forward_chat_template: bool = False
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.batch_tokens, int) or self.batch_tokens < 1:
+            raise ValueError(f"`batch_tokens` must be a positive int, got {self.batch_tokens!r}")
+        if self.mode not in ("fast", "reference"):
+            raise ValueError(f"`mode` must be 'fast' or 'reference', got {self.mode!r}")
+        if self.attention not in ("auto", "padded", "packed"):
+            raise ValueError(f"`attention` must be 'auto', 'padded' or 'packed', got {self.attention!r}")
+        if self.truncate not in TRUNCATE_POLICIES:
+            raise ValueError(f"`truncate` must be one of {TRUNCATE_POLICIES}, got {self.truncate!r}")
+        if self.max_length is not None and self.max_length < 3:
+            raise ValueError(f"`max_length` must be >= 3, got {self.max_length}")
+        if self.head_chunk_bytes < 1:
+            raise ValueError("`head_chunk_bytes` must be positive")

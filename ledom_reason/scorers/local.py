@@ -1,0 +1,261 @@
+"""Local reverse scorer on Hugging Face ``transformers`` models (CPU or GPU)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ledom_reason.reverse import ReverseInput, build_reverse_input
+from ledom_reason.scorers._engine import ProgressFn, ScoringSeq, fast_logprobs, reference_logprobs
+from ledom_reason.scorers.config import ScorerConfig
+from ledom_reason.scorers.forward import build_forward_seq
+from ledom_reason.types import PairLike, PairScore, normalize_pairs
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` → CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """``None`` → bf16 on GPU, fp32 on CPU."""
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"`dtype` must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    return _DTYPES[dtype]
+
+
+def load_causal_lm(
+    path_or_model: str | os.PathLike[str] | torch.nn.Module,
+    tokenizer: Any | None,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[torch.nn.Module, Any]:
+    """Load (or adopt) a causal LM and its tokenizer from a local folder, no network."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if isinstance(path_or_model, torch.nn.Module):
+        if tokenizer is None:
+            raise ValueError("`tokenizer` is required when passing a model object")
+        model = path_or_model
+    else:
+        path = Path(path_or_model)
+        if not path.is_dir():
+            from ledom_reason.models import resolve_model_name
+
+            resolved = resolve_model_name(str(path_or_model))
+            if resolved is None:
+                raise FileNotFoundError(
+                    f"model folder not found: {path_or_model!s} (pass a local Hugging Face folder "
+                    "with config.json and weights; hub downloads are not used)"
+                )
+            path = resolved
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face model folder")
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = model.to(device=device, dtype=dtype).eval()
+    if isinstance(tokenizer, str | os.PathLike):
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
+    return model, tokenizer
+
+
+def _model_context(model: torch.nn.Module) -> int | None:
+    n = getattr(model.config, "max_position_embeddings", None)
+    return int(n) if n else None
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPair:
+    """A pair tokenized for the reverse (and optional forward) model — the unit the batcher merges."""
+
+    reverse: ReverseInput
+    forward: ScoringSeq | None = None
+
+
+class ReverseScorer:
+    """Score ``log P_rev(question | candidate)`` with a local reverse LM (and optionally a forward LM).
+
+    Setup:
+        ``pip install ledom-reason`` (install CPU torch first on machines without a GPU).
+
+    Key init args:
+        model / tokenizer: a loaded causal LM and its tokenizer (use :meth:`from_pretrained`).
+        forward_model / forward_tokenizer: optional forward LM for ``log P_fwd(candidate | question)``.
+        config: :class:`ScorerConfig` (batch budget, truncation policy, fast/reference path).
+
+    Example:
+        >>> from ledom_reason import ReverseScorer  # doctest: +SKIP
+        >>> scorer = ReverseScorer.from_pretrained("/models/Reverse-Model-2B-348B")  # doctest: +SKIP
+        >>> s = scorer.score([("What is 2+3?", "2+3 = 5. #### 5")])[0]  # doctest: +SKIP
+        >>> s.reverse_logprob, s.question_tokens  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        *,
+        forward_model: torch.nn.Module | None = None,
+        forward_tokenizer: Any | None = None,
+        config: ScorerConfig | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.forward_model = forward_model
+        self.forward_tokenizer = forward_tokenizer if forward_tokenizer is not None else (
+            tokenizer if forward_model is not None else None
+        )
+        self.config = config or ScorerConfig()
+        self.device = next(model.parameters()).device
+        self.max_length = self.config.max_length or _model_context(model)
+        self.forward_max_length = (
+            (self.config.max_length or _model_context(forward_model)) if forward_model is not None else None
+        )
+        self.name = name or getattr(model.config, "_name_or_path", None) or type(model).__name__
+        self._lock = threading.Lock()
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self._pad_id = int(pad) if pad is not None else 0
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_model: str | os.PathLike[str] | torch.nn.Module,
+        tokenizer: Any | None = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        *,
+        forward_model: str | os.PathLike[str] | torch.nn.Module | None = None,
+        forward_tokenizer: Any | None = None,
+        config: ScorerConfig | None = None,
+        **config_kwargs: Any,
+    ) -> ReverseScorer:
+        """Load a reverse scorer from a local Hugging Face causal-LM folder (or a model object).
+
+        Args:
+            path_or_model: Folder with ``config.json`` + weights, a bundled model name such as
+                ``"ledom-tiny"``, or an already loaded ``PreTrainedModel``.
+            tokenizer: Tokenizer or its folder; defaults to the model folder's.
+            device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``…; default CUDA when available.
+            dtype: ``"float32"``/``"bfloat16"``/``"float16"`` or a torch dtype; default bf16 on
+                GPU, fp32 on CPU.
+            forward_model: Optional forward LM (folder or object) for the λ < 1 reward.
+            forward_tokenizer: Its tokenizer (default: the forward folder's).
+            config: A :class:`ScorerConfig`; or pass its fields as keyword arguments.
+        """
+        if config is None:
+            config = ScorerConfig(**config_kwargs)
+        elif config_kwargs:
+            config = replace(config, **config_kwargs)
+        dev = resolve_device(device)
+        dt = resolve_dtype(dtype, dev)
+        model, tok = load_causal_lm(path_or_model, tokenizer, dev, dt)
+        fwd = fwd_tok = None
+        if forward_model is not None:
+            fwd, fwd_tok = load_causal_lm(forward_model, forward_tokenizer, dev, dt)
+        name = str(path_or_model) if not isinstance(path_or_model, torch.nn.Module) else None
+        return cls(model, tok, forward_model=fwd, forward_tokenizer=fwd_tok, config=config, name=name)
+
+    @classmethod
+    def default(cls, **kwargs: Any) -> ReverseScorer:
+        """The embedded default model (``ledom-tiny``), loaded with no network."""
+        return cls.from_pretrained("ledom-tiny", **kwargs)
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, pairs: Sequence[PairLike]) -> list[EncodedPair]:
+        """Validate and tokenize pairs (raises ``ValueError``/``TypeError`` naming the bad pair)."""
+        out = []
+        for i, (q, c) in enumerate(normalize_pairs(pairs)):
+            try:
+                rev = build_reverse_input(
+                    self.tokenizer, q, c, max_length=self.max_length, truncate=self.config.truncate
+                )
+                fwd = None
+                if self.forward_model is not None:
+                    fwd = build_forward_seq(
+                        self.forward_tokenizer, q, c, chat_template=self.config.forward_chat_template,
+                        max_length=self.forward_max_length, truncate=self.config.truncate,
+                    )
+            except ValueError as e:
+                raise ValueError(f"pair {i}: {e}") from None
+            out.append(EncodedPair(rev, fwd))
+        return out
+
+    # ------------------------------------------------------------------ scoring
+    def _logprobs(self, model: torch.nn.Module, seqs: list[ScoringSeq], pad_id: int,
+                  progress: ProgressFn | None) -> list[float]:
+        if self.config.mode == "reference":
+            vals = reference_logprobs(model, seqs, self.device)
+            if progress is not None:
+                progress(len(seqs), len(seqs))
+            return vals
+        return fast_logprobs(
+            model, seqs, self.device, batch_tokens=self.config.batch_tokens,
+            head_chunk_bytes=self.config.head_chunk_bytes, pad_id=pad_id, progress=progress,
+        )
+
+    def score_encoded(self, encoded: Sequence[EncodedPair], *, progress: ProgressFn | None = None) -> list[PairScore]:
+        """Score pre-encoded pairs (see :meth:`encode`), in input order."""
+        if not encoded:
+            return []
+        rev_seqs = [ScoringSeq(e.reverse.input_ids, e.reverse.score_start) for e in encoded]
+        with self._lock:
+            rev = self._logprobs(self.model, rev_seqs, self._pad_id, progress)
+            fwd: list[float] | None = None
+            if self.forward_model is not None:
+                fwd_seqs = [e.forward for e in encoded if e.forward is not None]
+                fpad = self.forward_tokenizer.pad_token_id or self.forward_tokenizer.eos_token_id or 0
+                fwd = self._logprobs(self.forward_model, fwd_seqs, int(fpad), None)
+        out = []
+        for i, e in enumerate(encoded):
+            f = e.forward
+            out.append(PairScore.build(
+                rev[i], e.reverse.num_scored,
+                forward_logprob=None if fwd is None else fwd[i],
+                candidate_tokens=None if f is None else len(f.input_ids) - f.score_start,
+                truncated_tokens=e.reverse.truncated_tokens,
+                input_tokens=len(e.reverse.input_ids) + (0 if f is None else len(f.input_ids)),
+            ))
+        return out
+
+    def score(self, pairs: Sequence[PairLike], *, progress: ProgressFn | None = None) -> list[PairScore]:
+        """Score ``(question, candidate)`` pairs; one :class:`PairScore` per pair, in input order.
+
+        Args:
+            pairs: ``(question, candidate)`` tuples or ``{"question", "candidate"}`` mappings.
+            progress: Optional ``callback(pairs_done, pairs_total)`` called after each model batch.
+
+        Raises:
+            TypeError / ValueError: bad input (names the pair index); ``FloatingPointError`` when
+            the model produces NaN/inf.
+        """
+        return self.score_encoded(self.encode(pairs), progress=progress)
+
+    async def ascore(self, pairs: Sequence[PairLike], *, progress: ProgressFn | None = None) -> list[PairScore]:
+        """Async :meth:`score`: runs in a worker thread, so the event loop stays free."""
+        return await asyncio.to_thread(self.score, pairs, progress=progress)
+
+    def __repr__(self) -> str:
+        fwd = ", forward_model=yes" if self.forward_model is not None else ""
+        return f"ReverseScorer(name={self.name!r}, device={self.device}, mode={self.config.mode!r}{fwd})"

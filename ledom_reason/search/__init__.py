@@ -1,0 +1,1 @@
+"""ledom_reason.search (in progress)."""

@@ -1,0 +1,1 @@
+"""ledom_reason.server (in progress)."""

@@ -1,0 +1,1 @@
+"""Training reverse models (installed as ``ledom_reason.training``)."""
