@@ -176,7 +176,7 @@ def test_config_validation():
 def test_missing_model_folder_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         ReverseScorer.from_pretrained(tmp_path / "nope")
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(FileNotFoundError, match=r"config\.json"):
         ReverseScorer.from_pretrained(tmp_path)
 
 

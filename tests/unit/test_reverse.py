@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from ledom_reason.reverse import build_reverse_ids, build_reverse_input, reverse_document, reverse_ids, unreverse
+from ledom_reason.reverse import (
+    build_reverse_ids,
+    build_reverse_input,
+    reverse_document,
+    reverse_ids,
+    unreverse,
+)
 
 
 def test_hand_checked_layout_with_bos():
