@@ -1,0 +1,104 @@
+"""Loaders for the evaluation sets in the shared data folder: GSM8K, MATH-500, AMC23.
+
+File fields (``<data>/<name>/<split>.jsonl``):
+
+* ``gsm8k``: ``question``, ``answer`` (solution with ``<<a*b=c>>`` marks, ending ``#### N``).
+* ``math500``: ``problem``, ``solution``, ``answer`` (LaTeX), ``subject``, ``level``, ``unique_id``.
+* ``amc23``: ``id``, ``problem``/``question``, ``answer`` (a float such as ``27.0``), ``url``.
+
+Example:
+    >>> probs = load_dataset("gsm8k", limit=2)  # doctest: +SKIP
+    >>> probs[0].answer  # doctest: +SKIP
+    '18'
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledom_reason.eval.answers import extract_gsm8k, normalize_answer
+from ledom_reason.io import read_jsonl
+from ledom_reason.paths import shared_data_dir
+
+DATASETS: tuple[str, ...] = ("gsm8k", "math500", "amc23")
+
+
+@dataclass
+class Problem:
+    """One evaluation problem.
+
+    Attributes:
+        id: Stable id (``"gsm8k/test/0"``, MATH's ``unique_id``, AMC's ``id``).
+        question: The problem statement.
+        answer: Gold final answer (normalised string).
+        solution: Gold worked solution when the dataset has one (else ``None``).
+        meta: Other fields (subject, level, url…).
+    """
+
+    id: str
+    question: str
+    answer: str
+    solution: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _fmt_number(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return normalize_answer(str(v))
+
+
+def _gsm8k(rows: list[dict[str, Any]], split: str) -> list[Problem]:
+    out = []
+    for i, r in enumerate(rows):
+        gold = extract_gsm8k(r["answer"])
+        if gold is None:
+            raise ValueError(f"gsm8k/{split} row {i}: answer has no `####` line")
+        out.append(Problem(f"gsm8k/{split}/{i}", r["question"], normalize_answer(gold), r["answer"]))
+    return out
+
+
+def _math500(rows: list[dict[str, Any]], split: str) -> list[Problem]:
+    return [
+        Problem(str(r.get("unique_id", f"math500/{split}/{i}")), r["problem"], normalize_answer(str(r["answer"])),
+                r.get("solution"), {k: r[k] for k in ("subject", "level") if k in r})
+        for i, r in enumerate(rows)
+    ]
+
+
+def _amc23(rows: list[dict[str, Any]], split: str) -> list[Problem]:
+    return [
+        Problem(f"amc23/{r.get('id', i)}", r.get("problem") or r["question"], _fmt_number(r["answer"]), None,
+                {k: r[k] for k in ("url",) if k in r})
+        for i, r in enumerate(rows)
+    ]
+
+
+_PARSERS = {"gsm8k": _gsm8k, "math500": _math500, "amc23": _amc23}
+
+
+def load_dataset(
+    name: str, split: str = "test", *, data_dir: str | os.PathLike[str] | None = None, limit: int | None = None
+) -> list[Problem]:
+    """Load ``name`` (``gsm8k``, ``math500``, ``amc23``) from ``<data_dir>/<name>/<split>.jsonl``.
+
+    Args:
+        name: Dataset name (one of :data:`DATASETS`).
+        split: File stem (``test``; GSM8K also has ``train`` and ``test_socratic``).
+        data_dir: Data folder (default: :func:`ledom_reason.paths.shared_data_dir`).
+        limit: Keep the first ``limit`` problems.
+
+    Raises:
+        ValueError: unknown dataset or bad ``limit``; ``FileNotFoundError``: missing file.
+    """
+    if name not in _PARSERS:
+        raise ValueError(f"`name` must be one of {DATASETS}, got {name!r}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"`limit` must be >= 1, got {limit}")
+    path = shared_data_dir(data_dir) / name / f"{split}.jsonl"
+    rows = read_jsonl(path)
+    if limit is not None:
+        rows = rows[:limit]
+    return _PARSERS[name](rows, split)
