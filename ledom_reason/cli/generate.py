@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chat-template", dest="chat_template", action="store_true", default=None,
                    help="wrap the prompt in the tokenizer's chat template (default: when it has one)")
     p.add_argument("--no-chat-template", dest="chat_template", action="store_false")
+    p.add_argument("--prompt", default=None,
+                   help="prompt format with {question} (default: an instruction to solve step by step and end "
+                        "with '#### <answer>'); use '{question}' for a forward twin trained by ledom-reason")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda … (default: cuda if available)")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
@@ -40,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = GenerationConfig(n=args.n, temperature=args.temperature, top_p=args.top_p,
                            max_new_tokens=args.max_new_tokens, greedy=args.greedy, seed=args.seed,
-                           chat_template=args.chat_template, batch_size=args.batch_size)
+                           chat_template=args.chat_template, batch_size=args.batch_size,
+                           **({"prompt": args.prompt} if args.prompt else {}))
     problems = load_dataset(args.dataset, args.split, data_dir=args.data_dir, limit=args.limit)
     dev = resolve_device(args.device)
     model, tok = load_causal_lm(args.model, None, dev, resolve_dtype(args.dtype, dev))

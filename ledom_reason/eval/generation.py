@@ -95,19 +95,39 @@ def clean_output(text: str, cfg: GenerationConfig) -> str:
     return text or EMPTY_OUTPUT
 
 
+def prompt_ids(tokenizer: Any, prompt: str, cfg: GenerationConfig) -> list[int]:
+    """Token ids of one prompt.
+
+    Without a chat template this is ``[BOS] + ids(prompt)`` (BOS when the tokenizer has one), the
+    same layout the forward scorer and the forward-twin trainer use
+    (:func:`ledom_reason.scorers.forward.forward_prompt_ids`), so ``--prompt '{question}'`` samples
+    a forward twin exactly as it was trained. A chat-template prompt already holds its special tokens.
+    """
+    from ledom_reason.reverse import encode_plain
+
+    ids = encode_plain(tokenizer, prompt)
+    if uses_chat_template(tokenizer, cfg) or tokenizer.bos_token_id is None:
+        return ids
+    return [tokenizer.bos_token_id, *ids]
+
+
 def _generate(model: Any, tokenizer: Any, prompts: list[str], cfg: GenerationConfig, *, sample: bool,
               num: int) -> list[list[str]]:
     import torch
 
-    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=not uses_chat_template(tokenizer, cfg))
-    enc = {k: v.to(model.device) for k, v in enc.items()}
+    rows = [prompt_ids(tokenizer, p, cfg) for p in prompts]
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id
+    # left padding: every prompt ends at the same position, where generation starts
+    input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=model.device)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=model.device)
     kwargs: dict[str, Any] = {"max_new_tokens": cfg.max_new_tokens, "num_return_sequences": num,
-                              "pad_token_id": tokenizer.pad_token_id, "do_sample": sample}
+                              "pad_token_id": pad, "do_sample": sample}
     if sample:
         kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p)
     with torch.no_grad():
-        out = model.generate(**enc, **kwargs)
-    new = out[:, enc["input_ids"].shape[1] :]
+        out = model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
+    new = out[:, width:]
     texts = tokenizer.batch_decode(new, skip_special_tokens=True)
     return [[clean_output(t, cfg) for t in texts[i * num : (i + 1) * num]] for i in range(len(prompts))]
 

@@ -57,3 +57,15 @@ def test_cli_generate(tmp_path, tiny_model_dir):
             "--device", "cpu", "--out", str(out)]
     assert main(args) == 0 and main(args) == 0  # the second run resumes and adds nothing
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["gsm8k/test/0", "gsm8k/test/1"]
+
+
+def test_prompt_ids_match_forward_scorer_layout(tiny_tokenizer):
+    """`--prompt '{question}'` feeds a forward twin exactly the prefix the forward scorer uses."""
+    from ledom_reason.eval.generation import GenerationConfig, prompt_ids
+    from ledom_reason.scorers.forward import forward_prompt_ids
+
+    q = "Tina earns $19 an hour. How much does she earn in 2 hours?"
+    cfg = GenerationConfig(prompt="{question}", chat_template=False)
+    assert prompt_ids(tiny_tokenizer, cfg.prompt.format(question=q), cfg) == forward_prompt_ids(
+        tiny_tokenizer, q, chat_template=False)
+    assert prompt_ids(tiny_tokenizer, q, cfg)[0] == tiny_tokenizer.bos_token_id
