@@ -1,0 +1,174 @@
+"""Framework-neutral helpers shared by the LangChain and DSPy adapters.
+
+Nothing here imports ``langchain_core`` or ``dspy``: messages and predictions are read by duck typing,
+so this module stays importable (and testable) without either framework.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import re
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_PAIR_INDEX = re.compile(r"\bpair (\d+)\b")
+
+
+class CandidateScoringError(RuntimeError):
+    """The scorer failed on a batch of candidates; no selection was made.
+
+    Attributes:
+        index: Index of the failing candidate in the list given to the scorer, when the scorer named
+            it (local scorers prefix their errors with ``pair <i>``); else ``None``.
+        candidate: The failing candidate's text, when known.
+    """
+
+    def __init__(self, message: str, index: int | None = None, candidate: str | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+        self.candidate = candidate
+
+
+class Shared:
+    """Holds an object (a scorer) that copies and deep copies share by reference.
+
+    DSPy optimizers deep-copy programs; a scorer holds a model (and a lock) that must not be duplicated.
+    """
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __copy__(self) -> Shared:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Shared:
+        return self
+
+    def __repr__(self) -> str:
+        return f"Shared({self.obj!r})"
+
+
+def preview(text: str, width: int = 60) -> str:
+    """One-line preview of ``text`` for error messages."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def scoring_error(exc: BaseException, candidates: Sequence[str], labels: Sequence[str] | None = None) -> CandidateScoringError:
+    """Wrap a scorer exception so that it names the failing candidate (when the scorer said which).
+
+    Args:
+        exc: What the scorer raised.
+        candidates: The candidate texts in the order they were given to the scorer.
+        labels: Optional human label per candidate (e.g. ``"input 2, candidate 0"``); default
+            ``"candidate <i>"``.
+    """
+    m = _PAIR_INDEX.search(str(exc))
+    if m and int(m.group(1)) < len(candidates):
+        i = int(m.group(1))
+        label = labels[i] if labels is not None else f"candidate {i}"
+        msg = f"scoring failed on {label} ({preview(candidates[i])!r}): {type(exc).__name__}: {exc}"
+        return CandidateScoringError(msg, index=i, candidate=candidates[i])
+    msg = (f"scoring {len(candidates)} candidate(s) failed and the scorer did not name the failing one: "
+           f"{type(exc).__name__}: {exc}")
+    return CandidateScoringError(msg)
+
+
+def text_of(obj: Any, what: str = "candidate") -> str:
+    """Plain text of a model output: ``str``, a chat message (``.content``: str or text blocks),
+    an LLM generation (``.text``), or a mapping with ``content``/``text``.
+
+    Raises:
+        TypeError: the object carries no text (e.g. a tool call with empty content, a number).
+    """
+    if isinstance(obj, str):
+        return obj
+    content = obj.get("content", obj.get("text")) if isinstance(obj, Mapping) else getattr(obj, "content", None)
+    if content is None and not isinstance(obj, Mapping):
+        content = getattr(obj, "text", None)
+        content = content if isinstance(content, str) else None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content blocks: keep the text ones
+        parts = [b if isinstance(b, str) else b.get("text", "") for b in content
+                 if isinstance(b, str) or (isinstance(b, Mapping) and b.get("type") == "text")]
+        if parts:
+            return "".join(parts)
+    raise TypeError(f"`{what}` must be text (a str, a message with text content, or a generation), "
+                    f"got {type(obj).__name__}: {preview(repr(obj))}")
+
+
+def check_n(n: Any, name: str = "n") -> int:
+    """Validate a sample count (an ``int`` ≥ 1)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"`{name}` must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"`{name}` must be >= 1, got {n}")
+    return n
+
+
+def join_fields(values: Mapping[str, Any] | Any, fields: Sequence[str], what: str = "prediction") -> str:
+    """Join the present, non-empty ``fields`` of a prediction into one candidate text.
+
+    Fields are joined with a blank line in the given order (``reasoning`` then ``answer`` by default), so
+    the reverse model reads the rationale followed by the answer, as the forward model wrote them.
+
+    Raises:
+        ValueError: none of the fields is present and non-empty.
+    """
+    parts = []
+    for f in fields:
+        try:
+            v = values[f] if isinstance(values, Mapping) else getattr(values, f)
+        except (KeyError, AttributeError):
+            continue
+        if v is None:
+            continue
+        s = v if isinstance(v, str) else str(v)
+        if s.strip():
+            parts.append(s.strip())
+    if not parts:
+        raise ValueError(f"{what} has none of the answer fields {list(fields)} (or they are empty): "
+                         "set `answer_fields=` to the output fields of your signature")
+    return "\n\n".join(parts)
+
+
+async def gather_all(calls: Sequence[Callable[[], Awaitable[T]]], limit: int | None = None) -> list[T]:
+    """Run ``call()`` for each call concurrently (at most ``limit`` at a time) and return their results in order.
+
+    Unlike ``asyncio.gather``, the first failure cancels the others and is raised as itself, and
+    cancelling the caller cancels every pending call: nothing is left running.
+    """
+    sem = asyncio.Semaphore(limit) if limit else None
+
+    async def gated(call: Callable[[], Awaitable[T]]) -> T:
+        if sem is None:
+            return await call()
+        async with sem:
+            return await call()
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(gated(c)) for c in calls]
+    except BaseExceptionGroup as eg:
+        first = eg.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+    return [t.result() for t in tasks]
+
+
+def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code (in a helper thread when a loop already runs here)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as ex:
+        return ex.submit(contextvars.copy_context().run, asyncio.run, coro).result()

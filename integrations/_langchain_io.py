@@ -1,0 +1,185 @@
+"""Input parsing and N-sample drawing for the LangChain adapters (no scoring, no selection here).
+
+* :func:`parse_verifier_input` / :func:`question_of` — find the question and candidates in runnable inputs.
+* :class:`Sampler` — draw N outputs from any runnable: one ``n=N`` call when its language model has an
+  ``n`` field, else N concurrent calls with distinct ``seed`` / ``temperature`` copies of the model.
+* :func:`step_messages` — the chat prompt asking a model for the next reasoning step.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.language_models import BaseLanguageModel
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, convert_to_messages
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableSequence
+from langchain_core.runnables.config import get_executor_for_config
+from pydantic import BaseModel, ConfigDict
+
+from ledom_reason.integrations._common import gather_all, text_of
+
+_MODEL_CONFIG = ConfigDict(extra="forbid", arbitrary_types_allowed=True, protected_namespaces=())
+
+
+def parse_verifier_input(value: Any) -> tuple[str, list[str]]:
+    """``{"question", "candidates"}``, or a list whose first item is the question and the rest candidates.
+
+    List items may be strings or messages; for messages the question is the last human message before the
+    first AI message and the candidates are the AI messages.
+
+    Raises:
+        ValueError: missing key, empty question or empty candidate list.
+        TypeError: wrong types (names the offending field or candidate).
+    """
+    if isinstance(value, BaseModel) and hasattr(value, "question") and hasattr(value, "candidates"):
+        value = {"question": value.question, "candidates": value.candidates}  # a VerifierRequest
+    if isinstance(value, Mapping):
+        missing = [k for k in ("question", "candidates") if k not in value]
+        if missing:
+            raise ValueError(f"input is missing key(s) {['`' + k + '`' for k in missing]}; "
+                             'expected {"question": str, "candidates": list[str]}')
+        question, cands = value["question"], value["candidates"]
+        if isinstance(cands, str) or not isinstance(cands, Sequence):
+            raise TypeError(f"`candidates` must be a list, got {type(cands).__name__}")
+        cands = [text_of(c, f"candidates[{i}]") for i, c in enumerate(cands)]
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        items = list(value)
+        if items and all(hasattr(m, "type") and hasattr(m, "content") for m in items):
+            ai = [i for i, m in enumerate(items) if m.type == "ai"]
+            humans = [m for m in items[: ai[0] if ai else len(items)] if m.type == "human"]
+            if not humans:
+                raise ValueError("message input needs a human message (the question) before the AI messages")
+            question = text_of(humans[-1], "question")
+            cands = [text_of(items[i], f"candidates[{k}]") for k, i in enumerate(ai)]
+        else:
+            if not items:
+                raise ValueError("input list is empty: expected [question, candidate, ...]")
+            question = text_of(items[0], "question")
+            cands = [text_of(c, f"candidates[{i}]") for i, c in enumerate(items[1:])]
+    else:
+        raise TypeError('input must be {"question": str, "candidates": list[str]} or a list of '
+                        f"strings/messages, got {type(value).__name__}")
+    if not isinstance(question, str):
+        raise TypeError(f"`question` must be str, got {type(question).__name__}")
+    if not question.strip():
+        raise ValueError("`question` is empty")
+    if not cands:
+        raise ValueError("`candidates` is empty: nothing to verify")
+    for i, c in enumerate(cands):
+        if not c.strip():
+            raise ValueError(f"`candidates[{i}]` is empty")
+    return question, cands
+
+
+def question_of(value: Any, key: str) -> str:
+    """The question text inside a runnable input: a str, ``value[key]``, a prompt value or messages."""
+    if isinstance(value, str):
+        q = value
+    elif isinstance(value, Mapping):
+        if key not in value:
+            raise ValueError(f"input has no `{key}` key (keys: {sorted(value)}): set `question_key=`")
+        q = text_of(value[key], key)
+    else:
+        msgs = value.to_messages() if hasattr(value, "to_messages") else value
+        if isinstance(msgs, str) or not isinstance(msgs, Sequence):
+            raise TypeError(f"cannot find the question in a {type(value).__name__} input: pass a str, a dict "
+                            f"with `{key}`, a prompt value or a list of messages")
+        humans = [m for m in convert_to_messages(msgs) if m.type == "human"]
+        if not humans:
+            raise ValueError("message input has no human message to use as the question")
+        q = text_of(humans[-1], "question")
+    if not q.strip():
+        raise ValueError("the question is empty")
+    return q
+
+
+def split_language_model(r: Runnable) -> tuple[Runnable | None, BaseLanguageModel | None, Runnable | None]:
+    """``(before, model, after)`` around the first language model of ``r`` (a model or an LCEL sequence)."""
+    if isinstance(r, BaseLanguageModel):
+        return None, r, None
+    if isinstance(r, RunnableSequence):
+        steps = r.steps
+        for i, s in enumerate(steps):
+            if isinstance(s, BaseLanguageModel):
+                return _seq(steps[:i]), s, _seq(steps[i + 1:])
+    return None, None, None
+
+
+def _seq(steps: list[Runnable]) -> Runnable | None:
+    return None if not steps else steps[0] if len(steps) == 1 else RunnableSequence(*steps)
+
+
+class Sampler(BaseModel):
+    """Draws N outputs from a runnable: one call with ``n=N`` when the model has an ``n`` field,
+    else N concurrent calls, each with its own ``seed`` (and ``temperature``) when the model has those fields."""
+
+    model_config = _MODEL_CONFIG
+    runnable: Runnable
+    use_n: bool = True
+    temperature: float | None = 1.0
+    seed: int | None = 0
+
+    def _variants(self, n: int) -> list[Runnable]:
+        pre, lm, post = split_language_model(self.runnable)
+        fields = type(lm).model_fields if lm is not None else {}
+        out = []
+        for i in range(n):
+            upd = {k: v for k, v in (("seed", None if self.seed is None else self.seed + i),
+                                     ("temperature", self.temperature)) if k in fields and v is not None}
+            v = self.runnable if not upd else _seq([s for s in (pre, lm.model_copy(update=upd), post) if s])  # type: ignore[union-attr]
+            out.append(v)
+        return out
+
+    def _n_model(self, n: int) -> tuple[Runnable | None, BaseLanguageModel | None, Runnable | None]:
+        pre, lm, post = split_language_model(self.runnable)
+        if n > 1 and self.use_n and lm is not None and "n" in type(lm).model_fields:
+            return pre, lm.model_copy(update={"n": n}), post
+        return None, None, None
+
+    @staticmethod
+    def _outputs(result: Any) -> list[Any]:
+        return [getattr(g, "message", None) or g.text for g in result.generations[0]]
+
+    def sample(self, input_: Any, n: int, config: RunnableConfig) -> tuple[list[Any], int]:
+        """N outputs and the number of generator calls made."""
+        pre, lm, post = self._n_model(n)
+        if lm is not None:
+            x = pre.invoke(input_, config) if pre else input_
+            outs = self._outputs(lm.generate_prompt([lm._convert_input(x)], callbacks=config.get("callbacks")))
+            outs = post.batch(outs, config) if post else outs
+            if len(outs) >= n:
+                return outs[:n], 1
+            more, calls = self._concurrent(input_, n - len(outs), config)
+            return outs + more, 1 + calls
+        return self._concurrent(input_, n, config)
+
+    def _concurrent(self, input_: Any, n: int, config: RunnableConfig) -> tuple[list[Any], int]:
+        with get_executor_for_config(config) as ex:
+            return list(ex.map(lambda v: v.invoke(input_, config), self._variants(n))), n
+
+    async def asample(self, input_: Any, n: int, config: RunnableConfig) -> tuple[list[Any], int]:
+        """Async :meth:`sample`; cancelling it cancels every pending call."""
+        pre, lm, post = self._n_model(n)
+        if lm is not None:
+            x = await pre.ainvoke(input_, config) if pre else input_
+            res = await lm.agenerate_prompt([lm._convert_input(x)], callbacks=config.get("callbacks"))
+            outs = self._outputs(res)
+            outs = await post.abatch(outs, config) if post else outs
+            if len(outs) >= n:
+                return outs[:n], 1
+            more, calls = await self._aconcurrent(input_, n - len(outs), config)
+            return outs + more, 1 + calls
+        return await self._aconcurrent(input_, n, config)
+
+    async def _aconcurrent(self, input_: Any, n: int, config: RunnableConfig) -> tuple[list[Any], int]:
+        calls = [functools.partial(v.ainvoke, input_, config) for v in self._variants(n)]
+        return await gather_all(calls, config.get("max_concurrency")), n
+
+
+def step_messages(system_prompt: str, question: str, partial_chain: str) -> list[BaseMessage]:
+    """Chat messages asking a model for the next step of ``partial_chain``."""
+    user = question if not partial_chain.strip() else (
+        f"{question}\n\nSolution so far:\n{partial_chain}\n\nWrite only the next step.")
+    return [SystemMessage(system_prompt), HumanMessage(user)]

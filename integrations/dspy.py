@@ -1,0 +1,266 @@
+"""DSPy reward functions, metrics and a concurrent Best-of-N module scored by a reverse model.
+
+Thin adapters over :mod:`ledom_reason` core: a candidate is the prediction's ``answer_fields`` joined
+(``reasoning`` then ``answer`` by default), scored against the input question by one scorer call;
+selection runs in :mod:`ledom_reason.search`.
+
+Setup:
+    ``pip install 'ledom-reason[dspy]'``
+
+Example:
+    >>> import dspy  # doctest: +SKIP
+    >>> from ledom_reason.integrations.dspy import LedomBestOfN, ledom_reward  # doctest: +SKIP
+    >>> qa = dspy.ChainOfThought("question -> answer")  # doctest: +SKIP
+    >>> best = LedomBestOfN(qa, N=8, scorer=scorer)  # doctest: +SKIP
+    >>> best(question="What is 2+3?").answer  # doctest: +SKIP
+    >>> dspy.BestOfN(qa, N=4, reward_fn=ledom_reward(scorer), threshold=-0.5)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ledom_reason._optional import require
+
+dspy = require("dspy", "dspy")
+
+from ledom_reason.integrations._common import Shared, check_n, gather_all, join_fields, scoring_error  # noqa: E402
+from ledom_reason.reward import Normalize, reverse_reward, validate_reward_args  # noqa: E402
+from ledom_reason.search import BestOfNConfig, BestOfNResult, aselect_best_of_n, select_best_of_n  # noqa: E402
+from ledom_reason.types import Scorer  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LedomBestOfN", "LedomMetric", "LedomReward", "ledom_metric", "ledom_reward"]
+
+DEFAULT_ANSWER_FIELDS: tuple[str, ...] = ("reasoning", "answer")
+
+
+def _get(obj: Any, key: str, what: str) -> str:
+    try:
+        v = obj[key] if isinstance(obj, Mapping) else obj.get(key) if hasattr(obj, "get") else getattr(obj, key)
+    except (KeyError, AttributeError):
+        v = None
+    if v is None:
+        raise ValueError(f"{what} has no `{key}` field: set `question_field=` to your signature's input field")
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError(f"`{key}` must be a non-empty str, got {v!r}")
+    return v
+
+
+class LedomReward:
+    """``reward_fn(args, pred) -> float`` for :class:`dspy.BestOfN` / :class:`dspy.Refine`.
+
+    The reward is the reverse reward of ``(args[question_field], pred's answer_fields)``; with the
+    default ``normalize="mean"`` it is a per-token log-prob (≤ 0), so a ``threshold`` such as ``-1.5``
+    does not depend on the question's length. Build it with :func:`ledom_reward`.
+    """
+
+    def __init__(self, scorer: Scorer, question_field: str = "question",
+                 answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float = 1.0,
+                 normalize: Normalize = "mean") -> None:
+        validate_reward_args(lam, normalize)
+        if isinstance(answer_fields, str) or not answer_fields:
+            raise ValueError("`answer_fields` must be a non-empty list of field names")
+        self._scorer = Shared(scorer)  # shared, not duplicated, when DSPy deep-copies a program
+        self.question_field = question_field
+        self.answer_fields = tuple(answer_fields)
+        self.lam = lam
+        self.normalize = normalize
+
+    @property
+    def scorer(self) -> Scorer:
+        """The scorer (shared by copies)."""
+        return self._scorer.obj
+
+    def pair(self, inputs: Any, pred: Any) -> tuple[str, str]:
+        """``(question, candidate)`` of one call (raises ``ValueError`` for missing fields)."""
+        return _get(inputs, self.question_field, "input"), join_fields(pred, self.answer_fields)
+
+    def __call__(self, args: Mapping[str, Any], pred: Any) -> float:
+        q, c = self.pair(args, pred)
+        try:
+            s = self.scorer.score([(q, c)])[0]
+        except Exception as e:
+            raise scoring_error(e, [c]) from e
+        return reverse_reward(s, lam=self.lam, normalize=self.normalize)
+
+
+class LedomMetric(LedomReward):
+    """``metric(example, pred, trace=None)`` for DSPy evaluation and optimizers.
+
+    Returns the reward (float). When ``trace`` is given (optimizers bootstrapping demos) and a
+    ``threshold`` is set, returns ``reward >= threshold`` (bool), DSPy's convention for accepting a
+    trace. Build it with :func:`ledom_metric`.
+    """
+
+    def __init__(self, scorer: Scorer, question_field: str = "question",
+                 answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float = 1.0,
+                 normalize: Normalize = "mean", threshold: float | None = None) -> None:
+        super().__init__(scorer, question_field, answer_fields, lam, normalize)
+        self.threshold = threshold
+
+    def __call__(self, example: Any, pred: Any, trace: Any = None) -> float | bool:  # type: ignore[override]
+        r = super().__call__(example, pred)
+        if trace is not None and self.threshold is not None:
+            return r >= self.threshold
+        return r
+
+
+def ledom_reward(scorer: Scorer, *, question_field: str = "question",
+                 answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float = 1.0,
+                 normalize: Normalize = "mean") -> LedomReward:
+    """A reward function with DSPy's ``reward_fn(args, pred)`` shape (see :class:`LedomReward`).
+
+    Example:
+        >>> dspy.BestOfN(qa, N=4, reward_fn=ledom_reward(scorer), threshold=-1.0)  # doctest: +SKIP
+    """
+    return LedomReward(scorer, question_field, answer_fields, lam, normalize)
+
+
+def ledom_metric(scorer: Scorer, *, question_field: str = "question",
+                 answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float = 1.0,
+                 normalize: Normalize = "mean", threshold: float | None = None) -> LedomMetric:
+    """A DSPy metric ``metric(example, pred, trace=None)`` (see :class:`LedomMetric`).
+
+    Example:
+        >>> dspy.BootstrapFewShot(metric=ledom_metric(scorer, threshold=-2.0))  # doctest: +SKIP
+    """
+    return LedomMetric(scorer, question_field, answer_fields, lam, normalize, threshold)
+
+
+# ---------------------------------------------------------------------------------------- best-of-N
+Attempt = tuple[Any, list[Any]] | BaseException
+"""``(prediction, trace)`` of one attempt, or what it raised."""
+
+
+class LedomBestOfN(dspy.Module):
+    """Run N attempts of ``module`` concurrently and keep the one the reverse scorer likes best.
+
+    Mirrors :class:`dspy.BestOfN` (``module, N, …``; each attempt gets ``lm.copy(rollout_id=…,
+    temperature=…)``), but attempts run at the same time — ``forward`` in a thread pool, ``aforward``
+    with asyncio — and are scored together in ONE scorer call: each prediction's ``answer_fields``
+    (``reasoning`` then ``answer``) against the input ``question_field``. Selection is the core's
+    Best-of-N (:mod:`ledom_reason.search`). The returned prediction is a copy of the chosen one with a
+    ``ledom`` field: ``{"index", "reward", "answer", "rewards", "stats"}`` (``index`` and ``rewards`` over
+    the attempts that succeeded, in attempt order; ``stats["generator_calls"]`` = N).
+
+    Key init args:
+        module: the DSPy program to sample.
+        N: number of attempts (≥ 1).
+        scorer: a :class:`~ledom_reason.types.Scorer`.
+        question_field / answer_fields: which input is the question, which outputs form the candidate.
+        lam / normalize / aggregator: reward and selection settings (see ``BestOfNConfig``).
+        fail_count: attempts allowed to fail (default ``N - 1``); failures are logged and skipped.
+        max_workers: threads for ``forward`` (default ``N``).
+
+    Example:
+        >>> qa = dspy.ChainOfThought("question -> answer")  # doctest: +SKIP
+        >>> best = LedomBestOfN(qa, N=4, scorer=scorer)  # doctest: +SKIP
+        >>> pred = best(question="What is 2+3?"); pred.answer, pred.ledom["reward"]  # doctest: +SKIP
+    """
+
+    def __init__(self, module: Any, N: int, scorer: Scorer, *, question_field: str = "question",  # noqa: N803
+                 answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float = 1.0,
+                 normalize: Normalize = "mean", aggregator: str = "reward", temperature: float = 1.0,
+                 fail_count: int | None = None, max_workers: int | None = None) -> None:
+        super().__init__()
+        check_n(N, "N")
+        if fail_count is not None and (not isinstance(fail_count, int) or fail_count < 0):
+            raise ValueError(f"`fail_count` must be an int >= 0, got {fail_count!r}")
+        self.module = module
+        self.N = N
+        self.reward = LedomReward(scorer, question_field, answer_fields, lam, normalize)
+        self.aggregator = aggregator
+        self.temperature = temperature
+        self.fail_count = N - 1 if fail_count is None else fail_count
+        self.max_workers = max_workers
+        self._config()  # validate the aggregator now, not after N LM calls
+
+    def _config(self) -> BestOfNConfig:
+        return BestOfNConfig(aggregator=self.aggregator, lam=self.reward.lam,  # type: ignore[arg-type]
+                             normalize=self.reward.normalize, score_votes=True)
+
+    def _attempt_modules(self) -> list[Any]:
+        lm = self.module.get_lm() or dspy.settings.lm
+        if lm is None:
+            raise ValueError("no LM: configure one with dspy.configure(lm=...) or module.set_lm(...)")
+        start = lm.kwargs.get("rollout_id") or 0
+        mods = []
+        for i in range(self.N):
+            mod = self.module.deepcopy()
+            mod.set_lm(lm.copy(rollout_id=start + i, temperature=self.temperature))
+            mods.append(mod)
+        return mods
+
+    def _run(self, mod: Any, kwargs: dict[str, Any]) -> Attempt:
+        try:
+            with dspy.context(trace=[]):
+                return mod(**kwargs), list(dspy.settings.trace)
+        except Exception as e:  # counted against `fail_count` in _candidates
+            return e
+
+    async def _arun(self, mod: Any, kwargs: dict[str, Any]) -> Attempt:
+        try:
+            with dspy.context(trace=[]):
+                return await mod.acall(**kwargs), list(dspy.settings.trace)
+        except Exception as e:  # counted against `fail_count` in _candidates
+            return e
+
+    def forward(self, **kwargs: Any) -> Any:
+        """Run the N attempts in a thread pool and return the best prediction."""
+        question = _get(kwargs, self.reward.question_field, "input")  # fail before any LM call
+        mods = self._attempt_modules()
+        with ThreadPoolExecutor(max_workers=self.max_workers or self.N) as ex:
+            futs = [ex.submit(contextvars.copy_context().run, self._run, m, kwargs) for m in mods]
+            attempts = [f.result() for f in futs]
+        ok, cands = self._candidates(attempts)
+        try:
+            result = select_best_of_n(question, cands, self.reward.scorer, self._config())
+        except Exception as e:
+            raise scoring_error(e, cands) from e
+        return self._finish(ok, result)
+
+    async def aforward(self, **kwargs: Any) -> Any:
+        """Run the N attempts concurrently with asyncio and return the best prediction."""
+        question = _get(kwargs, self.reward.question_field, "input")
+        mods = self._attempt_modules()
+        attempts = await gather_all([functools.partial(self._arun, m, kwargs) for m in mods])
+        ok, cands = self._candidates(attempts)
+        try:
+            result = await aselect_best_of_n(question, cands, self.reward.scorer, self._config())
+        except Exception as e:
+            raise scoring_error(e, cands) from e
+        return self._finish(ok, result)
+
+    def _candidates(self, attempts: list[Attempt]) -> tuple[list[tuple[Any, list[Any]]], list[str]]:
+        ok, cands, errors = [], [], []
+        for i, a in enumerate(attempts):
+            if not isinstance(a, BaseException):
+                try:
+                    cands.append(join_fields(a[0], self.reward.answer_fields, f"attempt {i}'s prediction"))
+                    ok.append(a)
+                    continue
+                except ValueError as e:
+                    a = e
+            logger.warning("LedomBestOfN: attempt %d of %d failed: %s: %s", i + 1, self.N, type(a).__name__, a)
+            errors.append(a)
+        if not ok or len(errors) > self.fail_count:
+            raise RuntimeError(f"LedomBestOfN: {len(errors)} of {self.N} attempts failed "
+                               f"(fail_count={self.fail_count}); first error: {errors[0]}") from errors[0]
+        return ok, cands
+
+    def _finish(self, ok: list[tuple[Any, list[Any]]], result: BestOfNResult) -> Any:
+        pred, trace = ok[result.index]
+        by_index = sorted(result.ranking, key=lambda r: r.index)
+        details = {"index": result.index, "reward": by_index[result.index].reward, "answer": result.answer,
+                   "rewards": [r.reward for r in by_index],
+                   "stats": {**result.stats.to_dict(), "generator_calls": self.N}}
+        if dspy.settings.trace is not None:
+            dspy.settings.trace.extend(trace)  # only the chosen attempt's trace, as dspy.BestOfN does
+        return pred.copy(ledom=details)  # a copy: the traced prediction stays as the program returned it

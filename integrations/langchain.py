@@ -1,0 +1,502 @@
+"""LangChain runnables that verify, select and prune reasoning with a reverse scorer.
+
+Thin adapters over :mod:`ledom_reason` core: scoring is one :class:`~ledom_reason.types.Scorer` call,
+rewards come from :mod:`ledom_reason.reward`, selection and search from :mod:`ledom_reason.search`.
+
+Setup:
+    ``pip install 'ledom-reason[langchain]'``
+
+Example:
+    >>> from langchain_core.language_models import FakeListChatModel  # doctest: +SKIP
+    >>> from ledom_reason import ReverseScorer  # doctest: +SKIP
+    >>> from ledom_reason.integrations.langchain import LedomBestOfN  # doctest: +SKIP
+    >>> best = LedomBestOfN(runnable=FakeListChatModel(responses=["4", "5"]),
+    ...                     scorer=ReverseScorer.from_pretrained("ledom-tiny"), n=2)  # doctest: +SKIP
+    >>> best.invoke("What is 2+2?").content  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Literal
+
+from ledom_reason._optional import require
+
+require("langchain_core", "langchain")
+
+from langchain_core.callbacks import adispatch_custom_event, dispatch_custom_event  # noqa: E402
+from langchain_core.messages import BaseMessage  # noqa: E402
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable  # noqa: E402
+from langchain_core.runnables.config import get_executor_for_config  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator  # noqa: E402
+
+from ledom_reason.integrations._common import (  # noqa: E402
+    CandidateScoringError,
+    check_n,
+    gather_all,
+    run_coroutine_sync,
+    scoring_error,
+    text_of,
+)
+from ledom_reason.integrations._langchain_io import (  # noqa: E402
+    Sampler,
+    parse_verifier_input,
+    question_of,
+    step_messages,
+)
+from ledom_reason.reward import validate_reward_args  # noqa: E402
+from ledom_reason.search import (  # noqa: E402
+    BeamSearchConfig,
+    BestOfNConfig,
+    BestOfNResult,
+    DVTSConfig,
+    SearchEvent,
+    abeam_search,
+    advts,
+    aselect_best_of_n_batch,
+    select_best_of_n_batch,
+)
+from ledom_reason.types import Scorer  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "BestOfNOutput",
+    "CandidateScoringError",
+    "LedomBestOfN",
+    "LedomStepPruner",
+    "LedomVerifier",
+    "ScoredCandidate",
+    "StepSearchOutput",
+    "VerifierRequest",
+]
+
+_MODEL_CONFIG = ConfigDict(extra="forbid", arbitrary_types_allowed=True, protected_namespaces=())
+
+
+class ScoredCandidate(BaseModel):
+    """One candidate with its reward, as returned by :class:`LedomVerifier` (best first)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    """The candidate text."""
+    reward: float | None
+    """``(1 − λ)·log P_fwd + λ·log P_rev`` with the runnable's λ and normalisation."""
+    index: int
+    """Position of the candidate in the input list."""
+    answer: str | None = None
+    """Final answer extracted from the text (``####``, ``\\boxed{}``, last number), if any."""
+    score: dict[str, Any] = Field(default_factory=dict)
+    """The raw :class:`~ledom_reason.types.PairScore` as a dict (log-probs, token counts)."""
+
+
+class VerifierRequest(BaseModel):
+    """Input of :class:`LedomVerifier` (as a dict)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str
+    candidates: list[str]
+
+
+class _ScorerFields(RunnableSerializable[Any, Any]):
+    """Fields shared by the runnables: the scorer and the reward settings."""
+
+    model_config = _MODEL_CONFIG
+
+    scorer: Scorer = Field(exclude=True)
+    """Any :class:`~ledom_reason.types.Scorer` (local, remote, vLLM)."""
+    lam: float = 1.0
+    """λ, the weight of the reverse term in [0, 1] (``< 1`` needs a scorer with a forward model)."""
+    normalize: Literal["sum", "mean"] = "mean"
+    """``"mean"``: per-token log-probs (default here, so rewards do not scale with length); ``"sum"``."""
+
+    aggregator: str = "reward"
+    """Core aggregator: ``reward`` (argmax), ``majority``, ``weighted``, ``random``, ``forward``."""
+
+    @field_validator("lam")
+    @classmethod
+    def _check_lam(cls, v: float) -> float:
+        validate_reward_args(v, "sum")
+        return v
+
+    @model_validator(mode="after")
+    def _check_config(self) -> Any:
+        self._bon_config()
+        return self
+
+    def _bon_config(self) -> BestOfNConfig:
+        # score_votes: a verifier always scores, so every aggregator's ranking carries rewards
+        return BestOfNConfig(aggregator=self.aggregator, lam=self.lam, normalize=self.normalize,  # type: ignore[arg-type]
+                             score_votes=True)
+
+
+def scored_candidates(result: BestOfNResult) -> list[ScoredCandidate]:
+    """The core ranking as :class:`ScoredCandidate` s (most preferred first)."""
+    return [ScoredCandidate(text=r.text, reward=r.reward, index=r.index, answer=r.answer,
+                            score={} if r.score is None else r.score.to_dict()) for r in result.ranking]
+
+
+# ---------------------------------------------------------------------------------------- verifier
+class LedomVerifier(_ScorerFields):
+    """Score candidates against their question with a reverse model and return them best first.
+
+    Input: ``{"question": str, "candidates": list[str]}`` or ``[question, candidate, ...]`` (strings or
+    messages). Output: ``list[ScoredCandidate]`` sorted by reward (ties keep input order).
+    ``batch``/``abatch`` score every input's candidates in ONE scorer call.
+
+    Key init args:
+        scorer: a :class:`~ledom_reason.types.Scorer`.
+        lam / normalize: reward settings (see :func:`ledom_reason.reward.reverse_reward`).
+
+    Example:
+        >>> from ledom_reason.integrations.langchain import LedomVerifier  # doctest: +SKIP
+        >>> v = LedomVerifier(scorer=scorer)  # doctest: +SKIP
+        >>> v.invoke({"question": "2+2?", "candidates": ["4", "5"]})[0].text  # doctest: +SKIP
+    """
+
+    def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+        return VerifierRequest
+
+    @property
+    def OutputType(self) -> Any:  # noqa: N802 (LangChain's name)
+        return list[ScoredCandidate]
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> list[ScoredCandidate]:
+        return self.batch([input], config, **kwargs)[0]
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None,
+                      **kwargs: Any) -> list[ScoredCandidate]:
+        return (await self.abatch([input], config, **kwargs))[0]
+
+    def batch(self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None = None, *,
+              return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
+        def run(xs: list[Any]) -> list[Any]:
+            parsed, ok, labels = self._prepare(xs, return_exceptions)
+            try:
+                results = select_best_of_n_batch([q for q, _ in ok], [c for _, c in ok], self.scorer,
+                                                  self._bon_config()) if ok else []
+            except Exception as e:
+                raise scoring_error(e, [c for _, cs in ok for c in cs], labels) from e
+            return self._split(parsed, results)
+        return self._batch_with_config(run, inputs, config, return_exceptions=return_exceptions)
+
+    async def abatch(self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None = None, *,
+                     return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
+        async def run(xs: list[Any]) -> list[Any]:
+            parsed, ok, labels = self._prepare(xs, return_exceptions)
+            try:
+                results = await aselect_best_of_n_batch([q for q, _ in ok], [c for _, c in ok], self.scorer,
+                                                        self._bon_config()) if ok else []
+            except Exception as e:
+                raise scoring_error(e, [c for _, cs in ok for c in cs], labels) from e
+            return self._split(parsed, results)
+        return await self._abatch_with_config(run, inputs, config, return_exceptions=return_exceptions)
+
+    # All inputs go to the core in ONE scorer call: parse each, keep the good ones, split the results back.
+    @staticmethod
+    def _prepare(xs: list[Any], keep_errors: bool) -> tuple[list[Any], list[tuple[str, list[str]]], list[str]]:
+        parsed: list[Any] = []
+        for x in xs:
+            try:
+                parsed.append(parse_verifier_input(x))
+            except (TypeError, ValueError) as e:
+                if not keep_errors:
+                    raise
+                parsed.append(e)
+        ok = [p for p in parsed if not isinstance(p, Exception)]
+        labels = [f"input {j}, candidate {k}" if len(xs) > 1 else f"candidate {k}"
+                  for j, p in enumerate(parsed) if not isinstance(p, Exception) for k in range(len(p[1]))]
+        return parsed, ok, labels
+
+    @staticmethod
+    def _split(parsed: list[Any], results: list[BestOfNResult]) -> list[Any]:
+        it = iter(results)
+        return [p if isinstance(p, Exception) else scored_candidates(next(it)) for p in parsed]
+
+
+# ---------------------------------------------------------------------------------------- best-of-N
+class BestOfNOutput(BaseModel):
+    """Full result of :class:`LedomBestOfN` (``return_details=True``)."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    output: Any
+    """The chosen output, as the wrapped runnable produced it (message, str, …)."""
+    answer: str
+    """Its text."""
+    index: int
+    """Its position among the sampled candidates."""
+    reward: float | None
+    """Its reward."""
+    candidates: list[ScoredCandidate]
+    """Every candidate with its reward, in sampling order."""
+    stats: dict[str, Any]
+    """Compute accounting: generator calls, scorer calls, tokens scored, wall time."""
+
+
+class LedomBestOfN(_ScorerFields):
+    """Sample N answers from any runnable (LLM, chat model, LCEL chain) and return the best one.
+
+    Sampling: one call with ``n=N`` when the chain's language model has an ``n`` field (e.g.
+    ``ChatOpenAI``), otherwise N concurrent calls, each with its own ``seed`` (base ``seed`` + i) and
+    ``temperature`` when the model has those fields; ``max_concurrency`` in the config bounds them.
+    Selection: the core Best-of-N (:func:`ledom_reason.search.aselect_best_of_n`) scores all N
+    candidates against the question in one scorer call.
+
+    Output: by default the chosen output itself (so ``prompt | LedomBestOfN(...) | parser`` works), with
+    the details in ``response_metadata["ledom"]`` for messages and in a ``ledom_best_of_n`` custom
+    event; with ``return_details=True`` a :class:`BestOfNOutput`.
+
+    Key init args:
+        runnable: what produces an answer.
+        scorer: a :class:`~ledom_reason.types.Scorer`.
+        n: number of samples N (configurable, e.g. ``.configurable_fields(n=ConfigurableField(id="n"))``).
+        lam / normalize / aggregator: reward and selection settings.
+        question_key: input key holding the question when the input is a dict.
+
+    Example:
+        >>> chain = prompt | chat_model  # doctest: +SKIP
+        >>> best = LedomBestOfN(runnable=chain, scorer=scorer, n=8)  # doctest: +SKIP
+        >>> msg = best.invoke({"question": "What is 2+3?"}); msg.response_metadata["ledom"]  # doctest: +SKIP
+    """
+
+    runnable: Runnable
+    """The runnable that produces one answer per call."""
+    n: int = 4
+    """Number of samples N (>= 1)."""
+    question_key: str = "question"
+    """Key of the question in dict inputs (str, prompt-value and message inputs need none)."""
+    use_n: bool = True
+    """Use the model's ``n`` parameter when it has one (one call for N samples)."""
+    temperature: float | None = 1.0
+    """Temperature for the N concurrent calls (models with a ``temperature`` field); ``None``: leave it."""
+    seed: int | None = 0
+    """Base seed for the N concurrent calls (models with a ``seed`` field); ``None``: leave it."""
+    return_details: bool = False
+    """Return a :class:`BestOfNOutput` instead of the chosen output."""
+
+    @field_validator("n")
+    @classmethod
+    def _check_n(cls, v: int) -> int:
+        return check_n(v, "n")
+
+    def _sampler(self) -> Sampler:
+        return Sampler(runnable=self.runnable, use_n=self.use_n, temperature=self.temperature, seed=self.seed)
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return self.batch([input], config)[0]
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return (await self.abatch([input], config))[0]
+
+    def batch(self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None = None, *,
+              return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
+        """Sample every input (concurrently), then score ALL candidates of all inputs in one scorer call."""
+        def run(xs: list[Any], config: list[RunnableConfig]) -> list[Any]:
+            def draw(x: Any, c: RunnableConfig) -> Any:
+                try:
+                    q = question_of(x, self.question_key)  # before sampling: fail fast
+                    return self._draw(q, *self._sampler().sample(x, self.n, c))
+                except Exception as e:
+                    if not return_exceptions:
+                        raise
+                    return e
+            with get_executor_for_config(config[0]) as ex:
+                drawn = list(ex.map(draw, xs, config))
+            ok = [d for d in drawn if not isinstance(d, Exception)]
+            try:
+                results = select_best_of_n_batch([d[0] for d in ok], [d[2] for d in ok], self.scorer,
+                                                 self._bon_config()) if ok else []
+            except Exception as e:
+                raise self._scoring_error(e, ok) from e
+            outs = self._outputs(drawn, results)
+            for (_, details), c in zip(outs, config, strict=True):
+                if details is not None:
+                    dispatch_custom_event("ledom_best_of_n", details, config=c)
+            return [o for o, _ in outs]
+        return self._batch_with_config(run, inputs, config, return_exceptions=return_exceptions)
+
+    async def abatch(self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None = None, *,
+                     return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
+        """Async :meth:`batch`; cancelling it cancels every pending model call."""
+        async def run(xs: list[Any], config: list[RunnableConfig]) -> list[Any]:
+            async def draw(x: Any, c: RunnableConfig) -> Any:
+                try:
+                    q = question_of(x, self.question_key)
+                    return self._draw(q, *await self._sampler().asample(x, self.n, c))
+                except Exception as e:
+                    if not return_exceptions:
+                        raise
+                    return e
+            drawn = await gather_all([functools.partial(draw, x, c) for x, c in zip(xs, config, strict=True)],
+                                     config[0].get("max_concurrency"))
+            ok = [d for d in drawn if not isinstance(d, Exception)]
+            try:
+                results = await aselect_best_of_n_batch([d[0] for d in ok], [d[2] for d in ok], self.scorer,
+                                                        self._bon_config()) if ok else []
+            except Exception as e:
+                raise self._scoring_error(e, ok) from e
+            outs = self._outputs(drawn, results)
+            for (_, details), c in zip(outs, config, strict=True):
+                if details is not None:
+                    await adispatch_custom_event("ledom_best_of_n", details, config=c)
+            return [o for o, _ in outs]
+        return await self._abatch_with_config(run, inputs, config, return_exceptions=return_exceptions)
+
+    @staticmethod
+    def _draw(question: str, outs: list[Any], calls: int) -> tuple[str, list[Any], list[str], int]:
+        return question, outs, [text_of(o, f"candidate {i}") for i, o in enumerate(outs)], calls
+
+    @staticmethod
+    def _scoring_error(e: Exception, ok: list[tuple[str, list[Any], list[str], int]]) -> Exception:
+        if isinstance(e, CandidateScoringError):
+            return e
+        labels = [f"input {j}, candidate {k}" if len(ok) > 1 else f"candidate {k}"
+                  for j, d in enumerate(ok) for k in range(len(d[2]))]
+        return scoring_error(e, [t for d in ok for t in d[2]], labels)
+
+    def _outputs(self, drawn: list[Any], results: list[BestOfNResult]) -> list[tuple[Any, dict[str, Any] | None]]:
+        it = iter(results)
+        return [(d, None) if isinstance(d, Exception) else self._output(d[1], next(it), d[3]) for d in drawn]
+
+    def _output(self, outs: list[Any], result: BestOfNResult, calls: int) -> tuple[Any, dict[str, Any]]:
+        cands = sorted(scored_candidates(result), key=lambda c: c.index)
+        stats = {**result.stats.to_dict(), "generator_calls": calls}
+        details = {"index": result.index, "reward": cands[result.index].reward, "answer": result.answer,
+                   "aggregator": result.aggregator, "rewards": [c.reward for c in cands], "stats": stats}
+        chosen = outs[result.index]
+        if self.return_details:
+            return BestOfNOutput(output=chosen, answer=result.text, index=result.index,
+                                 reward=details["reward"], candidates=cands, stats=stats), details
+        if isinstance(chosen, BaseMessage):
+            chosen = chosen.model_copy(update={"response_metadata": {**chosen.response_metadata, "ledom": details}})
+        return chosen, details
+
+
+# ---------------------------------------------------------------------------------------- step pruning
+DEFAULT_STEP_PROMPT = (
+    "Solve the problem step by step. Reply with ONLY the next step of the solution (one short paragraph). "
+    "When the solution is complete, give the final answer on a line starting with '####'."
+)
+
+
+class StepSearchOutput(BaseModel):
+    """Result of :class:`LedomStepPruner`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    """The chosen reasoning chain (steps joined by the delimiter)."""
+    steps: list[str]
+    """Its steps."""
+    answer: str | None
+    """Its final answer (``None`` when no chain reached one within ``max_depth``)."""
+    reward: float | None
+    """Its reward."""
+    finished: bool
+    """Whether the chosen chain contains a final answer."""
+    chains: list[dict[str, Any]]
+    """The final pool the choice was made from: ``{"text", "answer", "reward", "finished"}``, best first."""
+    stats: dict[str, Any]
+    """Compute accounting (core ``SearchStats`` plus ``model_calls``, the chat-model calls made)."""
+    trace: list[dict[str, Any]] = Field(default_factory=list)
+    """Every node of the search tree (core ``TraceNode.to_dict()``)."""
+
+
+class LedomStepPruner(_ScorerFields):
+    """Step-wise chain-of-thought pruning for agents: the core beam search / DVTS with a chat model as
+    the step generator, progress streamed as LangChain custom events.
+
+    At each depth the model proposes ``expansions`` next steps for every kept partial chain (one ``n=``
+    call when the model supports it, else concurrent calls with distinct seeds); the core search scores
+    all partial chains against the question in ONE scorer call and keeps the best ``beam_width``.
+    Each search event is dispatched as a ``ledom_search`` custom event (see ``astream_events``).
+
+    Key init args:
+        model: a chat model (or any runnable taking messages and returning a message/str).
+        scorer: a :class:`~ledom_reason.types.Scorer`.
+        method: ``"beam"`` (step-level beam search) or ``"dvts"`` (independent subtrees).
+        beam_width / expansions / max_depth: search shape (configurable fields).
+
+    Example:
+        >>> pruner = LedomStepPruner(model=chat_model, scorer=scorer, beam_width=4)  # doctest: +SKIP
+        >>> out = pruner.invoke("What is 2+3?"); out.answer, out.stats  # doctest: +SKIP
+    """
+
+    model: Runnable
+    """The step generator."""
+    method: Literal["beam", "dvts"] = "beam"
+    """Search method."""
+    beam_width: int = 2
+    """Partial chains kept per depth (beam) / number of subtrees (DVTS)."""
+    expansions: int = 2
+    """Next-step samples per kept chain."""
+    max_depth: int = 6
+    """Maximum number of steps."""
+    delimiter: str = "\n\n"
+    """Step separator inside a chain."""
+    question_key: str = "question"
+    """Key of the question in dict inputs."""
+    system_prompt: str = DEFAULT_STEP_PROMPT
+    """System message asking the model for one next step."""
+    use_n: bool = True
+    """Use the model's ``n`` parameter when it has one."""
+    temperature: float | None = 1.0
+    """Temperature of the concurrent step samples (models with a ``temperature`` field)."""
+    seed: int | None = 0
+    """Base seed of the concurrent step samples (models with a ``seed`` field)."""
+
+    @field_validator("beam_width", "expansions", "max_depth")
+    @classmethod
+    def _positive(cls, v: int, info: Any) -> int:
+        return check_n(v, info.field_name)
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> StepSearchOutput:
+        return self._call_with_config(self._invoke, input, config)
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> StepSearchOutput:
+        return await self._acall_with_config(self._search, input, config)
+
+    def _invoke(self, input_: Any, config: RunnableConfig) -> StepSearchOutput:
+        return run_coroutine_sync(self._search(input_, config))
+
+    @model_validator(mode="after")
+    def _check_config(self) -> Any:
+        self._search_config()
+        return self
+
+    def _search_config(self) -> BeamSearchConfig | DVTSConfig:
+        common: dict[str, Any] = {"expansions": self.expansions, "max_depth": self.max_depth,
+                                  "delimiter": self.delimiter, "lam": self.lam, "normalize": self.normalize,
+                                  "aggregator": self.aggregator}
+        if self.method == "beam":
+            return BeamSearchConfig(beam_width=self.beam_width, **common)
+        return DVTSConfig(budget=self.beam_width * self.expansions, **common)  # beam_width subtrees
+
+    async def _search(self, input_: Any, config: RunnableConfig) -> StepSearchOutput:
+        question = question_of(input_, self.question_key)
+        sampler = Sampler(runnable=self.model, use_n=self.use_n, temperature=self.temperature, seed=self.seed)
+        model_calls = 0
+
+        async def generate(q: str, partial_chain: str, n: int) -> list[str]:
+            nonlocal model_calls
+            outs, calls = await sampler.asample(step_messages(self.system_prompt, q, partial_chain), n, config)
+            model_calls += calls
+            return [text_of(o, f"step candidate {i}") for i, o in enumerate(outs)]
+
+        async def on_event(ev: SearchEvent) -> None:
+            data = {"kind": ev.kind, "depth": ev.depth, **ev.data}
+            await adispatch_custom_event("ledom_search", data, config=config)
+
+        search = abeam_search if self.method == "beam" else advts
+        result = await search(question, generate, self.scorer, self._search_config(), on_event=on_event)
+        pool = sorted(result.candidates, key=lambda i: -(result.trace[i].reward or float("-inf")))
+        chains = [{"text": self.delimiter.join(result.chain_of(i)), "answer": result.trace[i].answer,
+                   "reward": result.trace[i].reward, "finished": result.trace[i].status == "finished"} for i in pool]
+        return StepSearchOutput(text=result.text, steps=result.steps, answer=result.answer, reward=result.reward,
+                                finished=result.finished, chains=chains,
+                                stats={**result.stats.to_dict(), "model_calls": model_calls},
+                                trace=[n.to_dict() for n in result.trace])
