@@ -6,7 +6,10 @@ from pathlib import Path
 
 _HERE = Path(__file__).parent
 
-BUNDLED: dict[str, str] = {}
+BUNDLED: dict[str, str] = {
+    "ledom-tiny": "ledom-tiny",  # reverse verifier (see MODEL_CARD.md)
+    "ledom-tiny-forward": "ledom-tiny-forward",  # its forward twin (same data, size, tokenizer)
+}
 """Name → sub-folder of this package holding a Hugging Face model folder."""
 
 
