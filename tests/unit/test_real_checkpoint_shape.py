@@ -51,3 +51,33 @@ def test_loads_and_follows_convention(real_vocab_model):
     f = [s.reverse_logprob for s in fast.score(pairs)]
     r = [s.reverse_logprob for s in ref.score(pairs)]
     assert f == pytest.approx(r, abs=1e-4)
+
+
+def test_same_commands_lora_finetune_then_serve(real_vocab_model, tmp_path):
+    """The documented workflow for a public checkpoint: LoRA fine-tune with the CLI, then serve the
+    merged folder and score through RemoteScorer — numbers equal to the in-process scorer."""
+    import json
+
+    from ledom_reason import RemoteScorer
+    from ledom_reason.cli import main
+    from ledom_reason.server.app import create_app
+    from ledom_reason.server.run import ServerThread, wait_ready
+
+    path, _ = real_vocab_model
+    data = tmp_path / "pairs.jsonl"
+    rows = [{"question": f"What is {a} plus {b}?", "answer": f"{a}+{b} = <<{a}+{b}={a + b}>>{a + b}\n#### {a + b}"}
+            for a, b in [(2, 3), (7, 8), (10, 5), (6, 6)]]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "verifier-lora"
+    assert main(["train", "finetune", "--model", str(path), "--inputs", str(data), "--lora", "--lora_r", "4",
+                 "--max_steps", "3", "--micro_batch_size", "2", "--lr", "1e-2", "--device", "cpu",
+                 "--out_dir", str(out)]) == 0
+    local = ReverseScorer.from_pretrained(out, device="cpu")
+    pairs = [(r["question"], r["answer"]) for r in rows]
+    expected = [s.reverse_logprob for s in local.score(pairs)]
+    before = [s.reverse_logprob for s in ReverseScorer.from_pretrained(path, device="cpu").score(pairs)]
+    assert expected != pytest.approx(before, abs=1e-3)  # the adapters were trained and merged
+    with ServerThread(create_app(local)) as srv:
+        wait_ready(srv.url)
+        remote = [s.reverse_logprob for s in RemoteScorer([srv.url]).score(pairs)]
+    assert remote == pytest.approx(expected, abs=1e-4)
