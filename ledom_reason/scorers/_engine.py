@@ -2,17 +2,24 @@
 
 Both compute, for each sequence, ``sum_{t >= score_start} log p(ids[t] | ids[:t])`` and the count.
 The reference runs one sequence at a time with the model's own forward and a full fp32
-log-softmax. The fast path sorts by length, batches under a token budget, runs only the decoder,
-gathers the hidden states of the scored rows and applies the LM head to those rows in chunks,
-so no ``[tokens × vocab]`` tensor is ever built. Tests hold the two to 1e-4 nats per sequence (fp32).
+log-softmax. The fast path sorts by length, batches under a token budget — right-padded length
+buckets, or packed rows without padding on a varlen attention kernel (:mod:`._packed`) — runs only
+the decoder (no KV cache), gathers the hidden states of the scored rows and applies the LM head to
+those rows in chunks, so no ``[tokens × vocab]`` tensor is ever built. Tests hold the paths to
+1e-4 nats per sequence (fp32).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+
+from ledom_reason.scorers._packed import packed_attention, packed_row, plan_packs
 
 ProgressFn = Callable[[int, int], None]
 
@@ -114,6 +121,73 @@ def _chunked_target_logprobs(
     return out
 
 
+_COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, Callable[..., Any]] = weakref.WeakKeyDictionary()
+
+
+def _decoder(model: torch.nn.Module, compile_model: bool) -> Callable[..., Any]:
+    """The model body without the LM head (optionally ``torch.compile``d once, cached per model)."""
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else model.base_model
+    if not compile_model:
+        return decoder
+    if decoder not in _COMPILED:
+        _COMPILED[decoder] = torch.compile(decoder, dynamic=True)
+    return _COMPILED[decoder]
+
+
+def _score_rows(
+    head: Callable[[torch.Tensor], torch.Tensor],
+    hidden: torch.Tensor,
+    ids: torch.Tensor,
+    rows: list[int],
+    seg: list[int],
+    n_seqs: int,
+    chunk_rows: int,
+) -> torch.Tensor:
+    """Sum ``log p(ids[r + 1] | ·)`` over ``rows`` of the flat ``hidden`` (T, d) into ``n_seqs`` sums."""
+    device = hidden.device
+    ri = torch.tensor(rows, device=device)
+    h = hidden.index_select(0, ri)  # (T_scored, d): only the rows that predict scored tokens
+    lp = _chunked_target_logprobs(head, h, ids.index_select(0, ri + 1), chunk_rows)
+    sums = torch.zeros(n_seqs, dtype=torch.float64, device=device)
+    sums.index_add_(0, torch.tensor(seg, device=device), lp.double())
+    return sums
+
+
+def _padded_batches(
+    seqs: Sequence[ScoringSeq], batch_tokens: int, pad_id: int, device: torch.device
+) -> Iterator[tuple[list[int], dict[str, Any], list[int], list[int]]]:
+    """Right-padded, length-sorted batches: (indices, decoder kwargs, flat scored rows, segment ids)."""
+    for batch in plan_batches([len(s.input_ids) for s in seqs], batch_tokens):
+        width = max(len(seqs[i].input_ids) for i in batch)
+        x = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        rows: list[int] = []
+        seg: list[int] = []
+        for r, i in enumerate(batch):
+            s = seqs[i]
+            x[r, : len(s.input_ids)] = torch.tensor(s.input_ids)
+            base = r * width
+            rows += range(base + s.score_start - 1, base + len(s.input_ids) - 1)
+            seg += [r] * (len(s.input_ids) - s.score_start)
+        yield batch, {"input_ids": x.to(device)}, rows, seg
+
+
+def _packed_batches(
+    seqs: Sequence[ScoringSeq], batch_tokens: int, device: torch.device
+) -> Iterator[tuple[list[int], dict[str, Any], list[int], list[int]]]:
+    """Packed rows without padding (see :mod:`._packed`), same tuple as :func:`_padded_batches`."""
+    for pack in plan_packs([len(s.input_ids) for s in seqs], batch_tokens):
+        kwargs = packed_row([seqs[i].input_ids for i in pack], device)
+        rows: list[int] = []
+        seg: list[int] = []
+        off = 0
+        for r, i in enumerate(pack):
+            s = seqs[i]
+            rows += range(off + s.score_start - 1, off + len(s.input_ids) - 1)
+            seg += [r] * (len(s.input_ids) - s.score_start)
+            off += len(s.input_ids)
+        yield pack, kwargs, rows, seg
+
+
 @torch.inference_mode()
 def fast_logprobs(
     model: torch.nn.Module,
@@ -124,40 +198,38 @@ def fast_logprobs(
     head_chunk_bytes: int,
     pad_id: int = 0,
     progress: ProgressFn | None = None,
+    packed_kernel: str | None = None,
+    compile_model: bool = False,
 ) -> list[float]:
-    """Fast path over right-padded, length-sorted batches (see module docstring).
+    """Fast path (see module docstring): padded buckets, or packed rows when ``packed_kernel`` is set.
 
-    With right padding and a causal mask, real tokens never attend to padding, so no attention
-    mask is needed and plain causal SDPA is exact; positions start at 0 in every row.
+    Padded: with right padding and a causal mask, real tokens never attend to padding, so no
+    attention mask is needed and plain causal attention is exact; positions start at 0 in every row.
+    Packed: sequences are concatenated without padding, positions restart per sequence and a
+    varlen kernel (``packed_kernel``, one of :data:`._packed.KERNELS`) keeps attention inside each.
     """
     head = output_head(model)
-    decoder = model.get_decoder() if hasattr(model, "get_decoder") else model.base_model
+    decoder = _decoder(model, compile_model)
     vocab = model.get_output_embeddings().weight.shape[0]
-    rows = max(1, head_chunk_bytes // (vocab * 4))
+    chunk_rows = max(1, head_chunk_bytes // (vocab * 4))
     results = torch.zeros(len(seqs), dtype=torch.float64)
+    if packed_kernel is None:
+        batches = _padded_batches(seqs, batch_tokens, pad_id, device)
+        ctx: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    else:
+        batches = _packed_batches(seqs, batch_tokens, device)
+        ctx = packed_attention(model, packed_kernel)
     done = 0
-    for batch in plan_batches([len(s.input_ids) for s in seqs], batch_tokens):
-        width = max(len(seqs[i].input_ids) for i in batch)
-        x = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        b_idx, p_idx, seg = [], [], []
-        for r, i in enumerate(batch):
-            s = seqs[i]
-            x[r, : len(s.input_ids)] = torch.tensor(s.input_ids)
-            n = len(s.input_ids) - s.score_start
-            b_idx += [r] * n
-            p_idx += range(s.score_start - 1, len(s.input_ids) - 1)
-            seg += [r] * n
-        x = x.to(device)
-        hidden = decoder(input_ids=x).last_hidden_state  # (B, W, d)
-        bi = torch.tensor(b_idx, device=device)
-        pi = torch.tensor(p_idx, device=device)
-        h = hidden[bi, pi]  # (T_scored, d): only the rows that predict scored tokens
-        lp = _chunked_target_logprobs(head, h, x[bi, pi + 1], rows)
-        sums = torch.zeros(len(batch), dtype=torch.float64, device=device)
-        sums.index_add_(0, torch.tensor(seg, device=device), lp.double())
-        _check_finite(sums, "fast path")
-        results[torch.tensor(batch)] = sums.cpu()
-        done += len(batch)
-        if progress is not None:
-            progress(done, len(seqs))
+    with ctx:
+        for batch, kwargs, rows, seg in batches:
+            hidden = decoder(**kwargs, use_cache=False).last_hidden_state  # (B, W, d) or (1, T, d)
+            flat_ids = kwargs["input_ids"].reshape(-1)
+            sums = _score_rows(head, hidden.reshape(-1, hidden.shape[-1]), flat_ids, rows, seg, len(batch),
+                               chunk_rows)
+            del hidden
+            _check_finite(sums, "fast path")
+            results[torch.tensor(batch)] = sums.cpu()
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(seqs))
     return results.tolist()

@@ -18,7 +18,15 @@ class ScorerConfig:
         mode: ``"fast"`` (length-sorted batches, LM head only on scored rows, chunked
             log-softmax) or ``"reference"`` (one pair at a time, full log-softmax; for tests).
         attention: ``"padded"`` (right-padded length buckets, plain causal attention: works
-            everywhere), ``"packed"`` (no padding; needs a varlen/flex kernel on GPU) or ``"auto"``.
+            everywhere), ``"packed"`` (no padding, one row per ``batch_tokens`` with positions
+            restarting per sequence, on a varlen kernel; falls back to padded when no kernel
+            can run) or ``"auto"`` (packed on CUDA when a kernel is available, else padded).
+        packed_kernel: Kernel of the packed path: ``"auto"`` (flash_attn, else torch varlen, else
+            flex; GPU only), ``"varlen"`` (``torch.nn.attention.varlen``), ``"flash_attn"``,
+            ``"flex"`` (flex attention with a document mask; also CPU, eager there) or ``"dense"``
+            (SDPA with an explicit block mask, ``O(T²)`` memory: for tests).
+        compile: ``torch.compile`` the decoder once per model (dynamic shapes). Pays off only for
+            long runs; the first call compiles for tens of seconds.
         head_chunk_bytes: Memory budget of one fp32 ``[rows × vocab]`` logits chunk.
 
     > Inputs
@@ -32,6 +40,8 @@ class ScorerConfig:
     batch_tokens: int = 16384
     mode: Literal["fast", "reference"] = "fast"
     attention: Literal["auto", "padded", "packed"] = "auto"
+    packed_kernel: Literal["auto", "varlen", "flash_attn", "flex", "dense"] = "auto"
+    compile: bool = False
     head_chunk_bytes: int = 256 * 2**20
     max_length: int | None = None
     truncate: TruncatePolicy = "candidate_left"
@@ -45,6 +55,13 @@ class ScorerConfig:
             raise ValueError(f"`mode` must be 'fast' or 'reference', got {self.mode!r}")
         if self.attention not in ("auto", "padded", "packed"):
             raise ValueError(f"`attention` must be 'auto', 'padded' or 'packed', got {self.attention!r}")
+        if self.packed_kernel not in ("auto", "varlen", "flash_attn", "flex", "dense"):
+            raise ValueError(
+                "`packed_kernel` must be one of 'auto', 'varlen', 'flash_attn', 'flex', 'dense', "
+                f"got {self.packed_kernel!r}"
+            )
+        if not isinstance(self.compile, bool):
+            raise TypeError(f"`compile` must be a bool, got {type(self.compile).__name__}")
         if self.truncate not in TRUNCATE_POLICIES:
             raise ValueError(f"`truncate` must be one of {TRUNCATE_POLICIES}, got {self.truncate!r}")
         if self.max_length is not None and self.max_length < 3:

@@ -15,6 +15,7 @@ import torch
 
 from ledom_reason.reverse import ReverseInput, build_reverse_input
 from ledom_reason.scorers._engine import ProgressFn, ScoringSeq, fast_logprobs, reference_logprobs
+from ledom_reason.scorers._packed import pick_kernel
 from ledom_reason.scorers.config import ScorerConfig
 from ledom_reason.scorers.forward import build_forward_seq
 from ledom_reason.types import PairLike, PairScore, normalize_pairs
@@ -203,6 +204,21 @@ class ReverseScorer:
         return out
 
     # ------------------------------------------------------------------ scoring
+    def packed_kernel_for(self, model: torch.nn.Module) -> str | None:
+        """The packed-attention kernel the fast path uses for ``model`` (``None`` = padded buckets).
+
+        Raises:
+            ValueError: a kernel named in ``config.packed_kernel`` cannot run on this device/dtype.
+        """
+        cfg = self.config
+        if cfg.attention == "padded":
+            return None
+        p = next(model.parameters())
+        kernel = pick_kernel(cfg.packed_kernel, p.device, p.dtype)
+        if kernel is None and cfg.attention == "packed":
+            logger.info("no packed-attention kernel for %s/%s: using padded buckets", p.device, p.dtype)
+        return kernel
+
     def _logprobs(self, model: torch.nn.Module, seqs: list[ScoringSeq], pad_id: int,
                   progress: ProgressFn | None) -> list[float]:
         if self.config.mode == "reference":
@@ -213,6 +229,7 @@ class ReverseScorer:
         return fast_logprobs(
             model, seqs, self.device, batch_tokens=self.config.batch_tokens,
             head_chunk_bytes=self.config.head_chunk_bytes, pad_id=pad_id, progress=progress,
+            packed_kernel=self.packed_kernel_for(model), compile_model=self.config.compile,
         )
 
     def score_encoded(self, encoded: Sequence[EncodedPair], *, progress: ProgressFn | None = None) -> list[PairScore]:
@@ -258,4 +275,5 @@ class ReverseScorer:
 
     def __repr__(self) -> str:
         fwd = ", forward_model=yes" if self.forward_model is not None else ""
-        return f"ReverseScorer(name={self.name!r}, device={self.device}, mode={self.config.mode!r}{fwd})"
+        return (f"ReverseScorer(name={self.name!r}, device={self.device}, mode={self.config.mode!r}, "
+                f"attention={self.config.attention!r}{fwd})")
