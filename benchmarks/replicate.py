@@ -98,6 +98,11 @@ def stage_score(w: Path, s: dict, log: Path) -> None:
     ns = ",".join(str(n) for n in (1, 2, 4, 8, 16) if n <= s["n"])
     for name, extra in (("gsm8k", ["--dataset", "gsm8k"]), ("synth", ["--dataset", "gsm8k", "--data-dir", str(w / "synthtest")])):
         for norm in ("sum", "mean"):
+            if norm == "mean":  # reuse the score cache of the "sum" run: scoring is the expensive part
+                dst = w / f"res_bon_{name}_mean"
+                dst.mkdir(exist_ok=True)
+                if (w / f"res_bon_{name}_sum/scores.jsonl").exists():
+                    shutil.copy(w / f"res_bon_{name}_sum/scores.jsonl", dst / "scores.jsonl")
             sh(["ledom_reason", "eval", "--candidates", str(w / f"cands_{name}.jsonl"), *extra, *models,
                 "--aggregators", "reward,majority,weighted,random,forward", "--n", ns, "--seeds", "20",
                 "--lams", LAMS, "--normalize", norm, "--out", str(w / f"res_bon_{name}_{norm}")], log)
