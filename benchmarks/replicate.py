@@ -110,11 +110,10 @@ def stage_score(w: Path, s: dict, log: Path) -> None:
 
 def stage_report(w: Path, s: dict, log: Path) -> None:
     out = ROOT / "benchmarks/results/replication"
-    out.mkdir(parents=True, exist_ok=True)
-    for src in sorted(w.glob("res_*")):
-        for f in ("summary.md", "summary.json", "discrimination.md", "discrimination.json", "acc_vs_n.png", "acc_vs_lambda.png"):
-            if (src / f).exists():
-                shutil.copy(src / f, out / f"{src.name.removeprefix('res_')}__{f}")
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks/replication_report.py"), "--work", str(w), "--out", str(out)],
+                       cwd=ROOT, check=False)
+    if r.returncode != 0:
+        sys.exit("report failed")
     meta = {"scale": s, "work": str(w), "date": time.strftime("%Y-%m-%d"), "python": sys.version.split()[0]}
     try:
         import torch
@@ -124,7 +123,7 @@ def stage_report(w: Path, s: dict, log: Path) -> None:
                     device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")
     except ImportError:
         pass
-    (out / "run_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (out / "report_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     print(f"report written to {out}")
 
 
