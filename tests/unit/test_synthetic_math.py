@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from ledom_reason.training.synthetic_math import TEMPLATES, generate_problems
 
 
