@@ -108,7 +108,9 @@ def main() -> int:
             if (src / f).exists():
                 shutil.copy(src / f, out / f"bon_{name}_{f}")
         cfg = s["config"]
-        md += [f"## Best-of-N: {name} ({s['problems']} problems, N ≤ {s['max_candidates']}, λ = {cfg['lam']}, "
+        what = {"gsm8k": "GSM8K test problems, forward-twin samples",
+                "synth": "held-out synthetic problems (generator seed 12345, never trained on), forward-twin samples"}
+        md += [f"## Best-of-N: {name} — {what.get(name.rsplit('_', 1)[0], name)} ({s['problems']} problems, N ≤ {s['max_candidates']}, λ = {cfg['lam']}, "
                f"normalise = {cfg['normalize']})", "", "| method | accuracy % [95% CI] |", "|---|---|"]
         md += [f"| {k} | {fmt(v['accuracy'])} [{fmt(v['ci95'][0])}, {fmt(v['ci95'][1])}] |" for k, v in s["table"].items()]
         ns = cfg["ns"]
