@@ -1,7 +1,7 @@
 """Score (question, candidate) pairs with a reverse model and rank them.
 
-Runs offline on CPU: with no --model it builds a tiny random-weight model locally (scores then carry
-no signal; pass --model ledom-tiny or a real LEDOM checkpoint folder for meaningful numbers).
+Runs offline on CPU with the bundled `ledom-tiny` (or pass --model with a LEDOM checkpoint folder;
+--model random builds a tiny random-weight model locally, whose scores carry no signal).
 
     python examples/score_pairs.py [--model DIR]
 """
@@ -16,10 +16,10 @@ from ledom_reason import ReverseScorer, reverse_reward
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default=None)
+    p.add_argument("--model", default="ledom-tiny")
     args = p.parse_args()
     model = args.model
-    if model is None:
+    if model == "random":
         from ledom_reason.testing import corpus_texts, make_tiny_model, train_tiny_tokenizer
 
         tok = train_tiny_tokenizer(corpus_texts(max_chars=50_000), vocab_size=300)
