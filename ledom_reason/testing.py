@@ -13,29 +13,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
+from ledom_reason.training.tokenizer import BOS, EOS, PAD, train_bpe_tokenizer  # noqa: F401 (re-exported)
 
 
 def train_tiny_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> Any:
     """Train a byte-level BPE tokenizer (no unknown tokens) and wrap it for ``transformers``.
 
     The tokenizer has BOS/EOS/PAD special tokens and does not add them by itself, so
-    ``add_special_tokens`` is a no-op and the reversal convention adds BOS explicitly.
+    ``add_special_tokens`` is a no-op and the reversal convention adds BOS explicitly. Same trainer as
+    ``ledom-reason train tokenizer``, with every pair allowed to merge (tiny corpora).
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[PAD, BOS, EOS],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD)
+    return train_bpe_tokenizer(texts, vocab_size, min_frequency=0)
 
 
 def corpus_texts(max_chars: int = 400_000, data_dir: str | os.PathLike[str] | None = None) -> list[str]:

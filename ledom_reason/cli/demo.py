@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
-import sys
 import textwrap
-from pathlib import Path
-from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -36,36 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _placeholder_model() -> Path:
-    """A tiny random-init model built locally, used only while no trained default is bundled."""
-    import tempfile
-
-    from ledom_reason.testing import corpus_texts, make_tiny_model, train_tiny_tokenizer
-
-    d = Path(tempfile.gettempdir()) / "ledom-reason-placeholder-model"
-    if not (d / "config.json").exists():
-        shutil.rmtree(d, ignore_errors=True)
-        tok = train_tiny_tokenizer(corpus_texts(max_chars=100_000), vocab_size=384)
-        make_tiny_model(d, tok)
-    return d
-
-
-def _resolve(model: str) -> tuple[str | Path, bool]:
-    from ledom_reason.models import BUNDLED
-
-    if model in BUNDLED or Path(model).is_dir():
-        return model, True
-    if model == "ledom-tiny":
-        print(
-            "NOTE: the bundled `ledom-tiny` model is not in this build; using a tiny RANDOM-WEIGHT model "
-            "built locally instead. Its scores carry no signal — this only exercises the pipeline.",
-            file=sys.stderr,
-        )
-        return _placeholder_model(), False
-    raise FileNotFoundError(f"model not found: {model}")
-
-
-def _candidates(rows: list[dict[str, Any]], k: int, seed: int) -> list[list[tuple[str, str]]]:
+def _candidates(solutions: list[str], k: int, seed: int) -> list[list[tuple[str, str]]]:
     """Per problem: [("gold", solution), (kind, corrupted solution), ...]."""
     import random
 
@@ -73,13 +40,13 @@ def _candidates(rows: list[dict[str, Any]], k: int, seed: int) -> list[list[tupl
 
     rng = random.Random(seed)
     out = []
-    for row in rows:
-        cands = [("gold", row["answer"])]
-        seen = {row["answer"]}
+    for solution in solutions:
+        cands = [("gold", solution)]
+        seen = {solution}
         for _ in range(k * 4):
             if len(cands) > k:
                 break
-            kind, text = corrupt_solution(row["answer"], rng)
+            kind, text = corrupt_solution(solution, rng)
             if text not in seen:
                 seen.add(text)
                 cands.append((kind, text))
@@ -88,24 +55,18 @@ def _candidates(rows: list[dict[str, Any]], k: int, seed: int) -> list[list[tupl
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     from ledom_reason.eval.answers import extract_answer
-    from ledom_reason.paths import shared_data_dir
+    from ledom_reason.eval.datasets import load_dataset
     from ledom_reason.reward import reverse_reward
     from ledom_reason.scorers.local import ReverseScorer
 
-    model, trained = _resolve(args.model)
     fwd = args.forward_model
-    if fwd is None and args.model == "ledom-tiny" and trained:
-        from ledom_reason.models import BUNDLED
-
-        fwd = "ledom-tiny-forward" if "ledom-tiny-forward" in BUNDLED else None
-    path = shared_data_dir(args.data_dir) / "gsm8k" / "test.jsonl"
-    with open(path, encoding="utf-8") as f:
-        rows = [json.loads(line) for _, line in zip(range(args.problems), f, strict=False)]
-    scorer = ReverseScorer.from_pretrained(model, device=args.device, forward_model=fwd)
-    cand_sets = _candidates(rows, args.variants, args.seed)
+    if fwd is None and args.model == "ledom-tiny":
+        fwd = "ledom-tiny-forward"  # its bundled twin
+    problems = load_dataset("gsm8k", "test", data_dir=args.data_dir, limit=args.problems)
+    rows = [{"question": p.question, "answer": p.solution} for p in problems]
+    scorer = ReverseScorer.from_pretrained(args.model, device=args.device, forward_model=fwd)
+    cand_sets = _candidates([r["answer"] for r in rows], args.variants, args.seed)
     pairs = [(row["question"], text) for row, cands in zip(rows, cand_sets, strict=True) for _, text in cands]
     scores = scorer.score(pairs)
 
@@ -139,6 +100,4 @@ def run(args: argparse.Namespace) -> int:
           f"{len(rows) / (1 + args.variants):.1f}): " + ", ".join(f"{m}: {w}" for m, w in wins.items()))
     print(f"(reward = (1-λ)·forward_mean + λ·reverse_mean; λ={DEFAULT_LAM:g} is ledom-tiny's validated setting, "
           "see the model card)" if fwd else "")
-    if not trained:
-        print("(random-weight placeholder model: this number is chance, not a result)")
     return 0

@@ -104,11 +104,11 @@ def prompt_ids(tokenizer: Any, prompt: str, cfg: GenerationConfig) -> list[int]:
     a forward twin exactly as it was trained. A chat-template prompt already holds its special tokens.
     """
     from ledom_reason.reverse import encode_plain
+    from ledom_reason.scorers.forward import forward_prompt_ids
 
-    ids = encode_plain(tokenizer, prompt)
-    if uses_chat_template(tokenizer, cfg) or tokenizer.bos_token_id is None:
-        return ids
-    return [tokenizer.bos_token_id, *ids]
+    if uses_chat_template(tokenizer, cfg):
+        return encode_plain(tokenizer, prompt)
+    return forward_prompt_ids(tokenizer, prompt, chat_template=False)
 
 
 def _generate(model: Any, tokenizer: Any, prompts: list[str], cfg: GenerationConfig, *, sample: bool,
