@@ -14,6 +14,15 @@ Depends on torch + transformers + this repository only. GPU (about 3–4 minutes
     python benchmarks/pretrain_mfu.py --out benchmarks/results/pretrain_mfu_h100.json
 
 CPU smoke mode (a tiny model, no MFU): ``python benchmarks/pretrain_mfu.py --tiny``
+
+CPU mode at a real shape (fp32, no spec peak; ``--gemm-peak`` reports the fraction of this machine's
+own measured matmul throughput instead):
+
+    python benchmarks/pretrain_mfu.py --device cpu --only 125M --batch 1 --seq-len 256 --compile no \
+        --gemm-peak --out benchmarks/results/pretrain_mfu_cpu.json
+
+``--gemm-peak`` also works on the GPU: it times a large bf16 matmul, so the table shows both MFU
+(against the 989 TFLOP/s spec) and the share of what a plain GEMM reaches on the same device.
 """
 
 from __future__ import annotations
@@ -58,6 +67,7 @@ def run_variant(name: str, *, compile_: bool, loss: str, doc_mask: bool, args: a
     from transformers import AutoModelForCausalLM
 
     hidden, layers, heads, kv, inter, batch = MODELS[name]
+    batch = args.batch or batch
     shape = SimpleNamespace(arch="qwen2", hidden_size=hidden, num_layers=layers, num_heads=heads, num_kv_heads=kv,
                             intermediate_size=inter, max_position_embeddings=max(2048, args.seq_len),
                             rope_theta=10000.0, dropout=0.0, init_std=0.02, tie_word_embeddings=False)
@@ -112,31 +122,71 @@ def run_variant(name: str, *, compile_: bool, loss: str, doc_mask: bool, args: a
         "peak_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None,
         "warmup_s": round(warm_s, 1), "final_loss": round(last, 3), "flops_per_token": fpt,
     }
+    if args.gemm_flops:
+        row["gemm_frac"] = round(fpt * tps / args.gemm_flops, 4)
     return row
 
 
-def variants(tiny: bool) -> list[tuple[str, bool, str, bool]]:
+def measure_gemm_flops(device: torch.device, n: int | None = None, reps: int = 10) -> float:
+    """FLOP/s of a square matmul in the benchmark's compute dtype (bf16 on CUDA, fp32 on CPU).
+
+    A practical ceiling for this device, measured rather than taken from a data sheet.
+    """
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    n = n or (8192 if device.type == "cuda" else 2048)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def variants(tiny: bool, compile_modes: tuple[bool, ...] = (False, True)) -> list[tuple[str, bool, str, bool]]:
+    """(model, compile, loss, doc_mask) rows to time, in order."""
     if tiny:
         return [("tiny", False, "full", False), ("tiny", False, "chunked", False), ("tiny", False, "chunked", True)]
     losses = ["full", "chunked"] + (["liger"] if liger_available() else [])
     out = []
     for m in ("125M", "350M"):
-        for c in (False, True):
+        for c in compile_modes:
             out += [(m, c, loss, False) for loss in losses]
-    out.append(("125M", True, "chunked", True))
+    out.append(("125M", compile_modes[-1], "chunked", True))
     return out
 
 
 def markdown(rows: list[dict]) -> str:
-    head = "| model | params (M) | compile | loss | doc mask | batch×seq | tokens/s | step ms | MFU | peak mem (GB) |"
-    lines = [head, "|" + "---|" * 10]
+    gemm = any("gemm_frac" in r for r in rows)
+    head = ("| model | params (M) | compile | loss | doc mask | batch×seq | tokens/s | step ms | MFU |"
+            + (" of measured GEMM |" if gemm else "") + " peak mem (GB) |")
+    lines = [head, "|" + "---|" * (11 if gemm else 10)]
+
+    def pct(x: float | None) -> str:
+        return f"{100 * x:.1f}%" if x is not None else "–"
+
     for r in rows:
-        mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "–"
         mem = r["peak_mem_gb"] if r["peak_mem_gb"] is not None else "–"
         lines.append(f"| {r['model']} | {r['params_M']} | {'yes' if r['compile'] else 'no'} | {r['loss']} | "
                      f"{'yes' if r['doc_mask'] else 'no'} | {r['batch']}×{r['seq_len']} | {r['tokens_per_s']:,} | "
-                     f"{r['step_ms']} | {mfu} | {mem} |")
+                     f"{r['step_ms']} | {pct(r['mfu'])} |" + (f" {pct(r.get('gemm_frac'))} |" if gemm else "")
+                     + f" {mem} |")
     return "\n".join(lines)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
 
 
 def main() -> int:
@@ -149,20 +199,40 @@ def main() -> int:
     p.add_argument("--chunk", type=int, default=8192, help="rows per chunk of the chunked loss")
     p.add_argument("--peak-flops", type=float, default=None, help="device peak FLOP/s (default 989e12 on CUDA)")
     p.add_argument("--only", default="", help="comma-separated model names to run (125M,350M)")
+    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
+                   help="auto = CUDA when available (--tiny always runs on CPU)")
+    p.add_argument("--batch", type=int, default=None, help="micro batch (default: per model, see MODELS)")
+    p.add_argument("--compile", choices=["both", "yes", "no"], default="both", help="torch.compile variants")
+    p.add_argument("--gemm-peak", action="store_true",
+                   help="also report throughput as a fraction of a measured large-matmul FLOP/s on this device")
     p.add_argument("--out", default=None, help="JSON output (default benchmarks/results/pretrain_mfu[_tiny].json)")
     a = p.parse_args()
-    device = torch.device("cpu" if a.tiny or not torch.cuda.is_available() else "cuda")
-    if device.type == "cpu" and not a.tiny:
-        p.error("no CUDA device: use --tiny for the CPU smoke mode")
+    if a.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device")
+    if a.tiny or a.device == "cpu" or (a.device == "auto" and not torch.cuda.is_available()):
+        device = torch.device("cpu")
+    else:
+        device = torch.device("cuda")
+    if device.type == "cpu" and not a.tiny and a.device != "cpu":
+        p.error("no CUDA device: use --tiny (CPU smoke mode) or --device cpu (real shapes on CPU, slow)")
+    if a.batch is not None and a.batch < 1:
+        p.error("--batch must be >= 1")
     a.seq_len = a.seq_len or (128 if a.tiny else 1024)
     a.vocab = a.vocab or (512 if a.tiny else 32768)
     a.warmup = a.warmup if a.warmup is not None else (1 if a.tiny else 3)
     a.steps = a.steps or (3 if a.tiny else 10)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
+    a.gemm_flops = measure_gemm_flops(device) if a.gemm_peak else None
+    if a.gemm_flops:
+        print(f"measured GEMM: {a.gemm_flops / 1e12:.3f} TFLOP/s", flush=True)
     rows = []
     only = {s for s in a.only.split(",") if s}
-    for name, c, loss, dm in variants(a.tiny):
+    unknown = only - set(MODELS)
+    if unknown:
+        p.error(f"--only: unknown model(s) {sorted(unknown)}; choose from {sorted(MODELS)}")
+    compile_modes = {"both": (False, True), "yes": (True,), "no": (False,)}[a.compile]
+    for name, c, loss, dm in variants(a.tiny, compile_modes):
         if only and name not in only:
             continue
         try:
@@ -178,7 +248,8 @@ def main() -> int:
         print(json.dumps(r), flush=True)
     ok = [r for r in rows if "error" not in r]
     env = {"date": dt.date.today().isoformat(), "torch": torch.__version__, "python": platform.python_version(),
-           "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"}
+           "device": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+           "threads": torch.get_num_threads()}
     try:
         import transformers
 

@@ -75,3 +75,41 @@ def test_flops_accounting(tiny_model_dir):
     per_tok = model_flops_per_token(model, 128)
     assert per_tok == 6 * c["flops"] + 12 * 2 * 2 * 32 * 128
     assert flops_per_token(n_params=10, num_layers=1, num_heads=1, head_dim=1, seq_len=1) == 72
+
+
+@pytest.mark.parametrize(("tied", "kv_heads"), [(False, 4), (True, 2)])
+def test_mfu_flop_formula_matches_torch_flop_counter(tied, kv_heads):
+    """The MFU numerator (6N + 12·L·H·Q·T per token) equals what torch counts for a real training step.
+
+    Eager attention so every matmul (QKᵀ, AV, projections, LM head, their backward) is visible to
+    ``FlopCounterMode``; N in the formula also holds norm weights and q/k/v biases (no matmul), hence
+    the small tolerance; counting matmul weights only must match exactly.
+    """
+    from types import SimpleNamespace
+
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import AutoModelForCausalLM
+
+    from ledom_reason.training.model import make_model_config
+
+    class Vocab:
+        bos_token_id, eos_token_id, pad_token_id = 1, 2, 0
+
+        def __len__(self) -> int:
+            return 512
+
+    shape = SimpleNamespace(arch="qwen2", hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=kv_heads,
+                            intermediate_size=384, max_position_embeddings=256, rope_theta=1e4, dropout=0.0,
+                            init_std=0.02, tie_word_embeddings=tied)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(make_model_config(shape, Vocab()), attn_implementation="eager",
+                                             dtype=torch.float32)
+    b, t = 2, 64
+    ids = torch.randint(3, 512, (b, t))
+    with FlopCounterMode(display=False) as counter:
+        model(input_ids=ids, labels=ids).loss.backward()
+    measured = counter.get_total_flops()
+    matmul_weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    assert measured == (6 * matmul_weights + 12 * 2 * 4 * 32 * t) * b * t
+    predicted = model_flops_per_token(model, t) * b * t
+    assert 0 <= predicted / measured - 1 < 0.01
