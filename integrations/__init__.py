@@ -4,6 +4,7 @@ Import the framework you use; this package itself imports neither:
 
 - :mod:`ledom_reason.integrations.langchain` — ``LedomVerifier``, ``LedomBestOfN``, ``LedomStepPruner``
   (needs ``pip install 'ledom-reason[langchain]'``).
-- :mod:`ledom_reason.integrations.dspy` — ``LedomBestOfN``, ``ledom_reward``, ``ledom_metric``
+- :mod:`ledom_reason.integrations.dspy` — ``LedomBestOfN``, ``LedomStepwiseCoT``, ``ledom_reward``,
+  ``ledom_metric``
   (needs ``pip install 'ledom-reason[dspy]'``).
 """

@@ -30,13 +30,14 @@ from ledom_reason._optional import require
 dspy = require("dspy", "dspy")
 
 from ledom_reason.integrations._common import Shared, check_n, gather_all, join_fields, scoring_error  # noqa: E402
+from ledom_reason.integrations.dspy_stepwise import LedomStepwiseCoT  # noqa: E402
 from ledom_reason.reward import Normalize, reverse_reward, validate_reward_args  # noqa: E402
 from ledom_reason.search import BestOfNConfig, BestOfNResult, aselect_best_of_n, select_best_of_n  # noqa: E402
 from ledom_reason.types import Scorer  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LedomBestOfN", "LedomMetric", "LedomReward", "ledom_metric", "ledom_reward"]
+__all__ = ["LedomBestOfN", "LedomMetric", "LedomReward", "LedomStepwiseCoT", "ledom_metric", "ledom_reward"]
 
 DEFAULT_ANSWER_FIELDS: tuple[str, ...] = ("reasoning", "answer")
 
