@@ -1,12 +1,19 @@
-"""The step-level search engine shared by beam search and DVTS: expand, score in one call, finish."""
+"""The step-level search engine shared by beam search and DVTS.
+
+:func:`run_steps` is the one step loop: per depth, expand the frontier and score every new partial
+chain in ONE scorer call (:meth:`Tree.expand`), let the search's :class:`StepPolicy` choose what
+survives, emit ``depth_end``, stop when the policy says so, then pick the answer from the policy's
+final pool (:meth:`Tree.result`). Beam search and DVTS differ only in their policy.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ledom_reason.eval.answers import extract_marked_answer
 from ledom_reason.reward import Normalize, reverse_reward, validate_reward_args
@@ -26,6 +33,9 @@ from ledom_reason.search.aggregate import aggregate
 logger = logging.getLogger(__name__)
 
 STEP_AGGREGATORS: tuple[str, ...] = ("reward", "majority", "weighted")
+
+Parent = tuple[int, int | None]
+"""``(node_id, subtree)`` of a chain to expand (``subtree`` is ``None`` for beam search)."""
 
 
 @dataclass
@@ -70,6 +80,7 @@ class Tree:
 
     def __init__(self, question: str, generator: StepGenerator, scorer: Any, cfg: StepSearchConfig,
                  on_event: EventHook | None) -> None:
+        self.started = time.perf_counter()
         if not isinstance(question, str) or not question.strip():
             raise ValueError("`question` must be a non-empty str")
         if not callable(generator):
@@ -96,7 +107,7 @@ class Tree:
             logger.debug("generator returned %d steps, asked for %d", len(out), self.cfg.expansions)
         return list(out)
 
-    async def expand(self, depth: int, parents: Sequence[tuple[int, int | None]]) -> list[list[int]]:
+    async def expand(self, depth: int, parents: Sequence[Parent]) -> list[list[int]]:
         """Expand each ``(parent_id, subtree)``; score all new chains in ONE scorer call.
 
         Returns the new node ids per parent (blank steps get status ``"empty"`` and no score).
@@ -131,6 +142,18 @@ class Tree:
     def is_finished(self, node_id: int) -> bool:
         return self.trace[node_id].answer is not None
 
+    def scored(self, ids: Sequence[int]) -> list[int]:
+        """The ids in ``ids`` that were scored (blank steps are not), in the same order."""
+        return [i for i in ids if self.trace[i].reward is not None]
+
+    def ranked(self, ids: Sequence[int]) -> list[int]:
+        """Scored ``ids``, best reward first (ties: creation order)."""
+        return sorted(ids, key=lambda i: (-self.trace[i].reward, i))  # type: ignore[operator]
+
+    def keep(self, node_id: int) -> None:
+        """Mark a surviving node ``"finished"`` (it holds a final answer) or ``"kept"``."""
+        self.trace[node_id].status = "finished" if self.is_finished(node_id) else "kept"
+
     async def result(self, pool: Sequence[int]) -> SearchResult:
         """Pick from ``pool`` with the aggregator (finished chains preferred) and build the result."""
         finished = [i for i in pool if self.is_finished(i)]
@@ -150,3 +173,33 @@ class Tree:
         await aemit(self.on_event, "finished", max((n.depth for n in self.trace), default=0),
                     answer=res.answer, stats=self.stats.to_dict())
         return res
+
+
+class StepPolicy(Protocol):
+    """What differs between step-level searches; :func:`run_steps` does the rest."""
+
+    def frontier(self) -> list[Parent]:  # the chains to expand at the next depth
+        ...
+
+    def select(self, tree: Tree, depth: int, parents: list[Parent], children: list[list[int]]) -> dict[str, Any]:
+        """Choose survivors among ``children`` (new ids per parent); return the ``depth_end`` data."""
+        ...
+
+    def stopped(self) -> bool:  # whether the search ends after this depth
+        ...
+
+    def final_pool(self) -> list[int]:  # node ids the final answer is picked from
+        ...
+
+
+async def run_steps(tree: Tree, policy: StepPolicy) -> SearchResult:
+    """The step loop: expand → score (one call) → ``policy.select`` → ``depth_end`` → stop? → result."""
+    for depth in range(tree.cfg.max_depth):
+        parents = policy.frontier()
+        children = await tree.expand(depth, parents)
+        summary = policy.select(tree, depth, parents, children)
+        await aemit(tree.on_event, "depth_end", depth, **summary)
+        if policy.stopped():
+            break
+    tree.stats.wall_time_s = time.perf_counter() - tree.started
+    return await tree.result(policy.final_pool())

@@ -20,12 +20,11 @@ Example:
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from ledom_reason.search._common import EventHook, SearchResult, StepGenerator, aemit, run_sync
-from ledom_reason.search._tree import StepSearchConfig, Tree
+from ledom_reason.search._common import EventHook, SearchResult, StepGenerator, run_sync
+from ledom_reason.search._tree import Parent, StepSearchConfig, Tree, run_steps
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +71,47 @@ def _round_robin(children: list[list[int]]) -> list[int]:
     return out
 
 
+class _Beam:
+    """Beam selection: the best ``beam_width`` chains of each depth survive (see :func:`abeam_search`)."""
+
+    def __init__(self, cfg: BeamSearchConfig) -> None:
+        self.cfg = cfg
+        self.active: list[int] = [0] * cfg.beam_width  # k copies of the root: k generator calls at depth 0
+        self.carried: list[int] = []  # finished chains still holding a beam slot (keep_finished=True)
+        self.pool: list[int] = []  # finished chains that left the beam (keep_finished=False)
+
+    def frontier(self) -> list[Parent]:
+        return [(p, None) for p in self.active]
+
+    def select(self, tree: Tree, depth: int, parents: list[Parent], children: list[list[int]]) -> dict[str, Any]:
+        cfg, k = self.cfg, self.cfg.beam_width
+        guarded = depth < cfg.min_depth_before_prune  # early depths: round-robin, rewards ignored
+        new = tree.scored(_round_robin(children) if guarded else [i for c in children for i in c])
+        candidates = self.carried + new  # `carried` is always empty when keep_finished=False
+        ordered = candidates if guarded else tree.ranked(candidates)
+        if not cfg.keep_finished:
+            newly_finished = [i for i in ordered if tree.is_finished(i)]
+            for i in newly_finished:
+                tree.keep(i)
+            self.pool += newly_finished
+            ordered = [i for i in ordered if not tree.is_finished(i)]
+        kept, dropped = ordered[:k], ordered[k:]
+        for i in dropped:
+            tree.trace[i].status = "pruned"
+        for i in kept:
+            tree.keep(i)
+        self.carried = [i for i in kept if tree.is_finished(i)]
+        self.active = [i for i in kept if not tree.is_finished(i)]
+        return {"kept": len(kept), "active": len(self.active), "finished": len(self.carried) + len(self.pool),
+                "pruned": len(dropped), "best_reward": None if not kept else tree.trace[kept[0]].reward}
+
+    def stopped(self) -> bool:
+        return not self.active or (not self.cfg.keep_finished and len(self.pool) >= self.cfg.beam_width)
+
+    def final_pool(self) -> list[int]:
+        return (self.carried + self.pool) or self.active
+
+
 async def abeam_search(
     question: str,
     generator: StepGenerator,
@@ -93,42 +133,7 @@ async def abeam_search(
         A :class:`~ledom_reason.search.SearchResult` with the chosen chain, the full trace and accounting.
     """
     cfg = config or BeamSearchConfig()
-    t0 = time.perf_counter()
-    tree = Tree(question, generator, scorer, cfg, on_event)
-    k = cfg.beam_width
-    active: list[int] = [0] * k  # k copies of the root: k generator calls of n steps at depth 0
-    carried: list[int] = []  # finished chains still holding a beam slot (keep_finished=True)
-    pool: list[int] = []  # finished chains that left the beam (keep_finished=False)
-    for depth in range(cfg.max_depth):
-        children = await tree.expand(depth, [(p, None) for p in active])
-        scored = [i for c in children for i in c if tree.trace[i].reward is not None]
-        if depth < cfg.min_depth_before_prune:
-            ordered = [i for i in _round_robin(children) if tree.trace[i].reward is not None]
-            ordered = carried + ordered if cfg.keep_finished else ordered
-        else:
-            cand = carried + scored if cfg.keep_finished else scored
-            ordered = sorted(cand, key=lambda i: (-tree.trace[i].reward, i))  # type: ignore[operator]
-        if not cfg.keep_finished:
-            newly_finished = [i for i in ordered if tree.is_finished(i)]
-            pool += newly_finished
-            ordered = [i for i in ordered if not tree.is_finished(i)]
-            for i in newly_finished:
-                tree.trace[i].status = "finished"
-        kept = ordered[:k]
-        for i in ordered[k:]:
-            tree.trace[i].status = "pruned"
-        for i in kept:
-            tree.trace[i].status = "finished" if tree.is_finished(i) else "kept"
-        carried = [i for i in kept if tree.is_finished(i)]
-        active = [i for i in kept if not tree.is_finished(i)]
-        await aemit(on_event, "depth_end", depth, kept=len(kept), active=len(active),
-                    finished=len(carried) + len(pool), pruned=len(ordered) - len(kept),
-                    best_reward=None if not kept else tree.trace[kept[0]].reward)
-        if not active or (not cfg.keep_finished and len(pool) >= k):
-            break
-    tree.stats.wall_time_s = time.perf_counter() - t0
-    final = (carried + pool) or active
-    return await tree.result(final)
+    return await run_steps(Tree(question, generator, scorer, cfg, on_event), _Beam(cfg))
 
 
 def beam_search(

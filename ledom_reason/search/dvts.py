@@ -20,12 +20,11 @@ Example:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from ledom_reason.search._common import EventHook, SearchResult, StepGenerator, aemit, run_sync
-from ledom_reason.search._tree import StepSearchConfig, Tree
+from ledom_reason.search._common import EventHook, SearchResult, StepGenerator, run_sync
+from ledom_reason.search._tree import Parent, StepSearchConfig, Tree, run_steps
 
 
 @dataclass
@@ -64,6 +63,39 @@ class DVTSConfig(StepSearchConfig):
         return self.budget // self.expansions
 
 
+class _Subtrees:
+    """DVTS selection: each subtree keeps its single best new step (see :func:`advts`)."""
+
+    def __init__(self, cfg: DVTSConfig) -> None:
+        self.cfg = cfg
+        self.active: dict[int, int] = dict.fromkeys(range(cfg.subtrees), 0)  # subtree -> current node
+        self.done: dict[int, int] = {}  # subtree -> last node (finished, or stuck on blank steps)
+
+    def frontier(self) -> list[Parent]:
+        return [(self.active[s], s) for s in sorted(self.active)]
+
+    def select(self, tree: Tree, depth: int, parents: list[Parent], children: list[list[int]]) -> dict[str, Any]:
+        for (_, s), ids in zip(parents, children, strict=True):
+            scored = tree.scored(ids)
+            if not scored:  # only blank steps: the subtree stops where it is
+                self.done[s] = self.active.pop(s)
+                continue
+            best = scored[0] if depth < self.cfg.min_depth_before_prune else tree.ranked(scored)[0]
+            tree.keep(best)
+            if tree.is_finished(best):
+                del self.active[s]
+                self.done[s] = best
+            else:
+                self.active[s] = best
+        return {"active": len(self.active), "finished": len(self.done)}
+
+    def stopped(self) -> bool:
+        return not self.active
+
+    def final_pool(self) -> list[int]:
+        return [n for _, n in sorted({**self.active, **self.done}.items()) if n != 0]
+
+
 async def advts(
     question: str,
     generator: StepGenerator,
@@ -77,34 +109,7 @@ async def advts(
     Trace nodes carry ``subtree`` (0 … ``subtrees - 1``).
     """
     cfg = config or DVTSConfig()
-    t0 = time.perf_counter()
-    tree = Tree(question, generator, scorer, cfg, on_event)
-    active: dict[int, int] = dict.fromkeys(range(cfg.subtrees), 0)  # subtree -> current node
-    done: dict[int, int] = {}
-    for depth in range(cfg.max_depth):
-        order = sorted(active)
-        children = await tree.expand(depth, [(active[s], s) for s in order])
-        for s, ids in zip(order, children, strict=True):
-            scored = [i for i in ids if tree.trace[i].reward is not None]
-            if not scored:  # only blank steps: the subtree stops where it is
-                done[s] = active.pop(s)
-                continue
-            if depth < cfg.min_depth_before_prune:
-                best = scored[0]
-            else:
-                best = min(scored, key=lambda i: (-tree.trace[i].reward, i))  # type: ignore[operator]
-            tree.trace[best].status = "finished" if tree.is_finished(best) else "kept"
-            if tree.is_finished(best):
-                done[s] = best
-                del active[s]
-            else:
-                active[s] = best
-        await aemit(on_event, "depth_end", depth, active=len(active), finished=len(done))
-        if not active:
-            break
-    tree.stats.wall_time_s = time.perf_counter() - t0
-    final = [n for _, n in sorted({**active, **done}.items()) if n != 0]
-    return await tree.result(final)
+    return await run_steps(Tree(question, generator, scorer, cfg, on_event), _Subtrees(cfg))
 
 
 def dvts(
