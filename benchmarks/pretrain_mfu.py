@@ -262,7 +262,9 @@ def main() -> int:
     out = Path(a.out or Path(__file__).parent / "results" / ("pretrain_mfu_tiny.json" if a.tiny else "pretrain_mfu.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"env": env, "args": vars(a), "rows": rows}, indent=2))
-    print(f"\nwrote {out}")
+    gemm = f"; measured GEMM {a.gemm_flops / 1e12:.3f} TFLOP/s" if a.gemm_flops else ""
+    out.with_suffix(".md").write_text(f"Environment: {env}{gemm}\n\n{markdown(ok)}\n")
+    print(f"\nwrote {out} and {out.with_suffix('.md')}")
     return 0
 
 
