@@ -151,7 +151,8 @@ def measure_gemm_flops(device: torch.device, n: int | None = None, reps: int = 1
 def variants(tiny: bool, compile_modes: tuple[bool, ...] = (False, True)) -> list[tuple[str, bool, str, bool]]:
     """(model, compile, loss, doc_mask) rows to time, in order."""
     if tiny:
-        return [("tiny", False, "full", False), ("tiny", False, "chunked", False), ("tiny", False, "chunked", True)]
+        return [("tiny", c, loss, dm) for c in compile_modes
+                for loss, dm in (("full", False), ("chunked", False), ("chunked", True))]
     losses = ["full", "chunked"] + (["liger"] if liger_available() else [])
     out = []
     for m in ("125M", "350M"):
@@ -202,7 +203,8 @@ def main() -> int:
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
                    help="auto = CUDA when available (--tiny always runs on CPU)")
     p.add_argument("--batch", type=int, default=None, help="micro batch (default: per model, see MODELS)")
-    p.add_argument("--compile", choices=["both", "yes", "no"], default="both", help="torch.compile variants")
+    p.add_argument("--compile", choices=["both", "yes", "no"], default=None,
+                   help="torch.compile variants (default: both; no with --tiny)")
     p.add_argument("--gemm-peak", action="store_true",
                    help="also report throughput as a fraction of a measured large-matmul FLOP/s on this device")
     p.add_argument("--out", default=None, help="JSON output (default benchmarks/results/pretrain_mfu[_tiny].json)")
@@ -231,6 +233,7 @@ def main() -> int:
     unknown = only - set(MODELS)
     if unknown:
         p.error(f"--only: unknown model(s) {sorted(unknown)}; choose from {sorted(MODELS)}")
+    a.compile = a.compile or ("no" if a.tiny else "both")
     compile_modes = {"both": (False, True), "yes": (True,), "no": (False,)}[a.compile]
     for name, c, loss, dm in variants(a.tiny, compile_modes):
         if only and name not in only:

@@ -43,6 +43,22 @@ def test_tiny_mode_reports_consistent_rows(tmp_path):
     assert doc["env"]["torch"] and doc["env"]["date"]
 
 
+@pytest.mark.slow
+def test_tiny_mode_compiled_steps_match_eager(tmp_path):
+    """The regional ``torch.compile`` path of the GPU benchmark builds and trains on CPU (inductor) and
+    follows the same loss trajectory as eager mode (same seed, same data)."""
+    out = tmp_path / "mfu.json"
+    p = run("--tiny", "--compile", "both", "--steps", "2", "--out", str(out))
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    eager = [r for r in rows if not r["compile"]]
+    compiled = [r for r in rows if r["compile"]]
+    assert len(eager) == len(compiled) == 3 and not any("error" in r for r in rows)
+    for e, c in zip(eager, compiled, strict=True):
+        assert (e["loss"], e["doc_mask"]) == (c["loss"], c["doc_mask"])
+        assert c["final_loss"] == pytest.approx(e["final_loss"], abs=2e-3)
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--tiny", "--only", "999M"], "unknown model"),
     pytest.param([], "no CUDA device", marks=pytest.mark.skipif(_has_cuda(), reason="would run the GPU benchmark")),
