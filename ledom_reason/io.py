@@ -11,12 +11,16 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def read_jsonl(path: str | os.PathLike[str], required: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Read a JSONL file of objects; raise ``ValueError`` naming the file and line on bad rows."""
+def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Stream ``(line number, object)`` from a JSONL file, skipping blank lines (files larger than RAM work).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a line is not JSON or not an object (the message names the file and line).
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"input file not found: {p}")
-    rows = []
     with open(p, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -27,10 +31,17 @@ def read_jsonl(path: str | os.PathLike[str], required: Sequence[str] = ()) -> li
                 raise ValueError(f"{p}:{n}: invalid JSON ({e.msg})") from None
             if not isinstance(row, dict):
                 raise ValueError(f"{p}:{n}: expected a JSON object, got {type(row).__name__}")
-            missing = [k for k in required if k not in row]
-            if missing:
-                raise ValueError(f"{p}:{n}: missing field(s) {missing}")
-            rows.append(row)
+            yield n, row
+
+
+def read_jsonl(path: str | os.PathLike[str], required: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Read a JSONL file of objects; raise ``ValueError`` naming the file and line on bad rows."""
+    rows = []
+    for n, row in iter_jsonl(path):
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise ValueError(f"{Path(path)}:{n}: missing field(s) {missing}")
+        rows.append(row)
     return rows
 
 

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from ledom_reason.io import iter_jsonl
 from ledom_reason.reverse import build_reverse_ids, reverse_document
 
 logger = logging.getLogger(__name__)
@@ -93,32 +94,24 @@ def iter_documents(path: str | os.PathLike[str], opts: Any = None, *, doc_split:
         n += 1
         return bool(max_docs) and n >= max_docs
 
-    with open(p, encoding="utf-8") as f:
-        if p.suffix in (".jsonl", ".ndjson"):
-            for ln, line in enumerate(f, 1):
-                if not line.strip():
+    if p.suffix in (".jsonl", ".ndjson"):
+        for ln, row in iter_jsonl(p):
+            sol = next((row[k] for k in s_fs if isinstance(row.get(k), str)), None)
+            if isinstance(row.get(q_f), str) and sol is not None:
+                doc: Doc = (row[q_f], sol)
+                if not row[q_f].strip() or not sol.strip():
                     continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{p}:{ln}: invalid JSON ({e.msg})") from None
-                if not isinstance(row, dict):
-                    raise ValueError(f"{p}:{ln}: expected a JSON object")
-                sol = next((row[k] for k in s_fs if isinstance(row.get(k), str)), None)
-                if isinstance(row.get(q_f), str) and sol is not None:
-                    doc: Doc = (row[q_f], sol)
-                    if not row[q_f].strip() or not sol.strip():
-                        continue
-                elif isinstance(row.get(text_f), str):
-                    doc = row[text_f]
-                    if not doc.strip():
-                        continue
-                else:
-                    raise ValueError(f"{p}:{ln}: row needs `{text_f}` or `{q_f}` + one of {s_fs}")
-                yield doc
-                if emit(doc):
-                    return
-            return
+            elif isinstance(row.get(text_f), str):
+                doc = row[text_f]
+                if not doc.strip():
+                    continue
+            else:
+                raise ValueError(f"{p}:{ln}: row needs `{text_f}` or `{q_f}` + one of {s_fs}")
+            yield doc
+            if emit(doc):
+                return
+        return
+    with open(p, encoding="utf-8") as f:
         if doc_split == "file":
             text = f.read()
             if text.strip():
