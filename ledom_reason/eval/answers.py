@@ -115,13 +115,9 @@ def extract_answer(text: str) -> str | None:
     """
     if not isinstance(text, str):
         raise TypeError(f"`text` must be str, got {type(text).__name__}")
-    for fn in (extract_gsm8k, extract_boxed):
-        raw = fn(text)
-        if raw is not None:
-            # "#### $18." or "#### 18 dollars" → the number inside when there is one
-            norm = normalize_answer(raw)
-            if norm:
-                return norm
+    marked = extract_marked_answer(text)
+    if marked is not None:
+        return marked
     raw = extract_last_number(text)
     return normalize_answer(raw) if raw is not None else None
 
@@ -135,6 +131,7 @@ def extract_marked_answer(text: str) -> str | None:
     for fn in (extract_gsm8k, extract_boxed):
         raw = fn(text)
         if raw is not None:
+            # "#### $18." or "#### 18 dollars" → the number inside when there is one
             norm = normalize_answer(raw)
             if norm:
                 return norm
