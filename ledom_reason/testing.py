@@ -93,3 +93,27 @@ def make_tiny_model(
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+class GatedScorer:
+    """A real scorer whose model pass (``score_encoded``) waits for ``gate`` (up to ``timeout_s``).
+
+    Lets server tests hold requests in flight, e.g. to fill the batcher's queue and see 503 + Retry-After.
+    Tokenization (``encode``) is not gated, so bad requests still fail at once.
+    """
+
+    def __init__(self, inner: Any, gate: Any, timeout_s: float = 20.0) -> None:
+        self.inner, self.gate, self.timeout_s, self.name = inner, gate, timeout_s, "gated"
+
+    def encode(self, pairs: Any) -> Any:
+        return self.inner.encode(pairs)
+
+    def score_encoded(self, encoded: Any) -> Any:
+        self.gate.wait(self.timeout_s)
+        return self.inner.score_encoded(encoded)
+
+    def score(self, pairs: Any) -> Any:
+        return self.score_encoded(self.encode(pairs))
+
+    async def ascore(self, pairs: Any) -> Any:
+        return self.score(pairs)

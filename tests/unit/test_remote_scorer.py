@@ -20,6 +20,7 @@ from ledom_reason.scorers.remote import MAX_RETRY_AFTER_S, RemoteScorerError
 from ledom_reason.server.app import create_app
 from ledom_reason.server.config import ServerConfig
 from ledom_reason.server.run import ServerThread, wait_ready
+from ledom_reason.testing import GatedScorer
 
 PAIRS = [(f"Question {i}: what is {i} plus {i + 1}?", f"{i} + {i + 1} = {2 * i + 1}. The answer is {2 * i + 1}.")
          for i in range(10)]
@@ -191,24 +192,6 @@ def test_failover_skips_a_dead_replica(scorer, server):
     # the dead replica is tried at most once before it is marked down, then skipped
     assert remote.stats["requests"] <= 6 + 1
     assert remote.health() == {dead_url: False, server.url: True}
-
-
-class GatedScorer:
-    def __init__(self, inner, gate):
-        self.inner, self.gate, self.name = inner, gate, "gated"
-
-    def encode(self, pairs):
-        return self.inner.encode(pairs)
-
-    def score_encoded(self, encoded):
-        self.gate.wait(20)
-        return self.inner.score_encoded(encoded)
-
-    def score(self, pairs):
-        return self.score_encoded(self.encode(pairs))
-
-    async def ascore(self, pairs):
-        return self.score(pairs)
 
 
 async def test_retry_after_is_respected_on_503(scorer):

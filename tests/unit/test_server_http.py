@@ -18,6 +18,7 @@ import httpx
 from ledom_reason.server.app import create_app
 from ledom_reason.server.config import ServerConfig
 from ledom_reason.server.run import ServerThread, wait_ready
+from ledom_reason.testing import GatedScorer
 
 GOOD = {"pairs": [{"question": "What is 2+3?", "candidate": "2+3 = 5. #### 5"}]}
 
@@ -178,26 +179,6 @@ def test_auth_over_http(scorer):
         assert httpx.get(f"{srv.url}/healthz").status_code == 200
         assert httpx.get(f"{srv.url}/metrics").status_code == 200
         assert count_500s(srv.url) == 0
-
-
-class GatedScorer:
-    """The real scorer, but each model pass waits for ``gate``."""
-
-    def __init__(self, inner, gate: threading.Event):
-        self.inner, self.gate, self.name = inner, gate, "gated"
-
-    def encode(self, pairs):
-        return self.inner.encode(pairs)
-
-    def score_encoded(self, encoded):
-        self.gate.wait(20)
-        return self.inner.score_encoded(encoded)
-
-    def score(self, pairs):
-        return self.score_encoded(self.encode(pairs))
-
-    async def ascore(self, pairs):
-        return self.score(pairs)
 
 
 async def test_backpressure_503_with_retry_after(scorer):
