@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from ledom_reason.paths import data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 SCALES = {
     # steps and sizes; the model shape itself lives in recipes/ledom-tiny/*.yaml
@@ -50,12 +52,6 @@ def sh(args: list[str], log: Path) -> None:
     print(f"  ({time.time() - t:.1f} s, exit {r.returncode})", flush=True)
     if r.returncode != 0:
         sys.exit(f"command failed, see {log}:\n" + "\n".join(log.read_text().splitlines()[-30:]))
-
-
-def data_dir() -> Path:
-    from ledom_reason.paths import shared_data_dir
-
-    return shared_data_dir()
 
 
 def stage_data(w: Path, s: dict, log: Path) -> None:

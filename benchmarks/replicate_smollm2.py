@@ -53,7 +53,7 @@ def main() -> int:
     if a.limit < 1 or a.n < 1:
         p.error("--limit and --n must be >= 1")
 
-    from ledom_reason.smollm2 import hf_folder
+    from ledom_reason.generators.smollm2 import hf_folder
 
     generator = hf_folder()  # converts the GGUF into the cache on first use
     work = Path(a.work)

@@ -45,8 +45,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ledom_reason.scorers._engine import ScoringSeq, fast_logprobs, reference_logprobs
-from ledom_reason.scorers._packed import pick_kernel
+from ledom_reason.scorers.engine import ScoringSeq, fast_logprobs, pick_kernel, reference_logprobs
 
 PEAK_FLOPS = 989e12
 

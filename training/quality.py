@@ -70,7 +70,7 @@ def score_documents(
     """
     import torch
 
-    from ledom_reason.scorers._engine import ScoringSeq, fast_logprobs
+    from ledom_reason.scorers.engine import ScoringSeq, fast_logprobs
 
     device = next(reverse_model.parameters()).device
     if max_length is None:

@@ -10,8 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 import textwrap
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+DEMO_DATA_DIR = Path(__file__).resolve().parents[1] / "demo_data"
+"""The first 20 GSM8K test problems, shipped as package data (see its README.md)."""
 
 DEFAULT_LAM = 0.9
 """λ for ledom-tiny + its twin: the argmax of top-1 on a held-out synthetic discrimination set
@@ -27,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lam", type=float, default=None,
                    help=f"λ of the reward (default {DEFAULT_LAM} with the forward twin, else 1 = reverse only)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", default=None, help="folder holding gsm8k/test.jsonl (default: ../shared/data)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder holding gsm8k/test.jsonl (default: the 20 problems packaged with ledom-reason)")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=run)
 
@@ -55,7 +60,7 @@ def _candidates(solutions: list[str], k: int, seed: int) -> list[list[tuple[str,
 
 
 def run(args: argparse.Namespace) -> int:
-    from ledom_reason.eval.answers import extract_answer
+    from ledom_reason.answers import extract_answer
     from ledom_reason.eval.datasets import load_dataset
     from ledom_reason.reward import reverse_reward
     from ledom_reason.scorers.local import ReverseScorer
@@ -63,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     fwd = args.forward_model
     if fwd is None and args.model == "ledom-tiny":
         fwd = "ledom-tiny-forward"  # its bundled twin
-    problems = load_dataset("gsm8k", "test", data_dir=args.data_dir, limit=args.problems)
+    data_dir = args.data_dir or DEMO_DATA_DIR
+    problems = load_dataset("gsm8k", "test", data_dir=data_dir, limit=args.problems)
     rows = [{"question": p.question, "answer": p.solution} for p in problems]
     scorer = ReverseScorer.from_pretrained(args.model, device=args.device, forward_model=fwd)
     cand_sets = _candidates([r["answer"] for r in rows], args.variants, args.seed)

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     dev = resolve_device(args.device)
     model, tok = load_causal_lm(args.model, None, dev, resolve_dtype(args.dtype, dev))
     with tqdm(total=len(problems), desc="generating", unit="problem", file=sys.stderr, disable=None) as bar:
-        from ledom_reason.eval._jsonl import read_resumable
+        from ledom_reason.io import read_resumable
 
         bar.update(len({r.get("id") for r in read_resumable(args.out)} & {p.id for p in problems}))
         n = generate_candidates(model, tok, problems, args.out, cfg, progress=bar.update, model_name=args.model)

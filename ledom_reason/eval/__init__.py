@@ -1,8 +1,8 @@
-"""Evaluation: datasets, answer extraction and grading, the experiment runner, plots, and the
+"""Evaluation: datasets, answer grading (extraction is core: :mod:`ledom_reason.answers`), the experiment runner, plots, and the
 verifier-discrimination set.
 
 Submodules are imported on first use so that ``import ledom_reason.eval`` stays light:
-:mod:`~ledom_reason.eval.answers`, :mod:`~ledom_reason.eval.grading`, :mod:`~ledom_reason.eval.datasets`,
+:mod:`~ledom_reason.eval.grading`, :mod:`~ledom_reason.eval.datasets`,
 :mod:`~ledom_reason.eval.stats`, :mod:`~ledom_reason.eval.candidates`, :mod:`~ledom_reason.eval.runner`,
 :mod:`~ledom_reason.eval.plots`, :mod:`~ledom_reason.eval.discrimination`, :mod:`~ledom_reason.eval.generation`.
 """
@@ -13,8 +13,6 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "extract_answer": "answers",
-    "normalize_answer": "answers",
     "is_equiv": "grading",
     "Problem": "datasets",
     "load_dataset": "datasets",

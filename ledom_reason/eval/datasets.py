@@ -1,4 +1,4 @@
-"""Loaders for the evaluation sets in the shared data folder: GSM8K, MATH-500, AMC23.
+"""Loaders for the evaluation sets in the data folder: GSM8K, MATH-500, AMC23.
 
 File fields (``<data>/<name>/<split>.jsonl``):
 
@@ -18,9 +18,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledom_reason.eval.answers import extract_gsm8k, normalize_answer
+from ledom_reason import paths
+from ledom_reason.answers import extract_gsm8k, normalize_answer
 from ledom_reason.io import read_jsonl
-from ledom_reason.paths import shared_data_dir
 
 DATASETS: tuple[str, ...] = ("gsm8k", "math500", "amc23")
 
@@ -87,7 +87,7 @@ def load_dataset(
     Args:
         name: Dataset name (one of :data:`DATASETS`).
         split: File stem (``test``; GSM8K also has ``train`` and ``test_socratic``).
-        data_dir: Data folder (default: :func:`ledom_reason.paths.shared_data_dir`).
+        data_dir: Data folder (default: :func:`ledom_reason.paths.data_dir`).
         limit: Keep the first ``limit`` problems.
 
     Raises:
@@ -97,7 +97,7 @@ def load_dataset(
         raise ValueError(f"`name` must be one of {DATASETS}, got {name!r}")
     if limit is not None and limit < 1:
         raise ValueError(f"`limit` must be >= 1, got {limit}")
-    path = shared_data_dir(data_dir) / name / f"{split}.jsonl"
+    path = paths.data_dir(data_dir) / name / f"{split}.jsonl"
     rows = read_jsonl(path)
     if limit is not None:
         rows = rows[:limit]

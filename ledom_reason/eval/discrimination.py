@@ -30,7 +30,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ledom_reason.eval.answers import extract_answer
+from ledom_reason.answers import extract_answer
 from ledom_reason.eval.stats import bootstrap_ci, pairwise_auc, wilson_ci
 from ledom_reason.reward import reverse_reward
 from ledom_reason.types import PairScore

@@ -15,8 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ledom_reason.eval._jsonl import read_resumable
-from ledom_reason.io import append_jsonl
+from ledom_reason.io import append_jsonl, read_resumable
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import re
 import threading
 from fractions import Fraction
 
-from ledom_reason.eval.answers import normalize_answer
+from ledom_reason.answers import normalize_answer
 
 logger = logging.getLogger(__name__)
 

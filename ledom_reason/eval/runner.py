@@ -23,12 +23,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledom_reason.eval._jsonl import read_resumable
-from ledom_reason.eval.answers import extract_answer
+from ledom_reason.answers import extract_answer
 from ledom_reason.eval.grading import is_equiv
 from ledom_reason.eval.score_cache import ScoreCache
 from ledom_reason.eval.stats import wilson_ci
-from ledom_reason.io import append_jsonl, atomic_open
+from ledom_reason.io import append_jsonl, atomic_open, read_resumable
 from ledom_reason.reward import Normalize, validate_reward_args
 from ledom_reason.search.aggregate import AGGREGATORS, SCORE_FREE_AGGREGATORS
 from ledom_reason.search.best_of_n import BestOfNConfig, select_from_scores

@@ -8,8 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ledom_reason.eval._jsonl import read_resumable
-from ledom_reason.io import append_jsonl
+from ledom_reason.io import append_jsonl, read_resumable
 from ledom_reason.types import PairScore
 
 

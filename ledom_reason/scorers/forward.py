@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ledom_reason.reverse import encode_plain
-from ledom_reason.scorers._engine import ScoringSeq
+from ledom_reason.scorers.engine import ScoringSeq
 
 
 def forward_prompt_ids(tokenizer: Any, question: str, *, chat_template: bool) -> list[int]:

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 
 from ledom_reason.reverse import ReverseInput, build_reverse_input
-from ledom_reason.scorers._engine import ProgressFn, ScoringSeq, fast_logprobs, reference_logprobs
 from ledom_reason.scorers._packed import pick_kernel
 from ledom_reason.scorers.config import ScorerConfig
+from ledom_reason.scorers.engine import ProgressFn, ScoringSeq, fast_logprobs, reference_logprobs
 from ledom_reason.scorers.forward import build_forward_seq
 from ledom_reason.types import PairLike, PairScore, normalize_pairs
 

@@ -25,7 +25,7 @@ from ledom_reason.types import PairLike, PairScore, normalize_pairs
 logger = logging.getLogger(__name__)
 
 
-def _require_vllm() -> Any:
+def require_vllm() -> Any:
     """``import vllm`` with the install hint (also when only a same-named folder is importable)."""
     vllm = require("vllm", "vllm")
     if not hasattr(vllm, "LLM"):
@@ -90,7 +90,7 @@ class VLLMScorer:
             max_length = int(llm.llm_engine.model_config.max_model_len)
         self.max_length = max_length
         self.name = name or "vllm"
-        vllm = _require_vllm()
+        vllm = require_vllm()
         self._params = vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
 
     @classmethod
@@ -108,7 +108,7 @@ class VLLMScorer:
             **llm_kwargs: Passed to ``vllm.LLM`` (``tensor_parallel_size``, ``max_model_len``,
                 ``gpu_memory_utilization``…).
         """
-        vllm = _require_vllm()
+        vllm = require_vllm()
         if isinstance(tokenizer, str):
             from transformers import AutoTokenizer
 

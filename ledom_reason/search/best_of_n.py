@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledom_reason.eval.answers import extract_answer as default_extract_answer
+from ledom_reason.answers import extract_answer as default_extract_answer
 from ledom_reason.reward import Normalize, reverse_reward, validate_reward_args
 from ledom_reason.search._common import (
     AnswerExtractor,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledom_reason.eval.answers import extract_answer, extract_boxed, extract_marked_answer, normalize_answer
+from ledom_reason.answers import extract_answer, extract_boxed, extract_marked_answer, normalize_answer
 from ledom_reason.eval.grading import is_equiv, simple_equiv
 
 

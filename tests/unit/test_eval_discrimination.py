@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from ledom_reason.eval.answers import extract_answer
+from ledom_reason.answers import extract_answer
 from ledom_reason.eval.datasets import load_dataset
 from ledom_reason.eval.discrimination import (
     CORRUPTIONS,

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from ledom_reason import ReverseScorer, ScorerConfig
-from ledom_reason.scorers._engine import ScoringSeq, fast_logprobs, reference_logprobs
 from ledom_reason.scorers._packed import cu_seqlens, pick_kernel, plan_packs
+from ledom_reason.scorers.engine import ScoringSeq, fast_logprobs, reference_logprobs
 
 CPU = torch.device("cpu")
 

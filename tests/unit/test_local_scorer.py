@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ledom_reason import ReverseScorer, ScorerConfig
-from ledom_reason.scorers._engine import ScoringSeq, fast_logprobs, plan_batches, reference_logprobs
+from ledom_reason.scorers.engine import ScoringSeq, fast_logprobs, plan_batches, reference_logprobs
 
 Q = [
     "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?",

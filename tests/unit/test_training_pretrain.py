@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from ledom_reason.paths import shared_data_dir
+from ledom_reason.paths import data_dir
 from ledom_reason.training.config import PretrainConfig, apply_overrides, load_config
 from ledom_reason.training.pretrain import run_pretrain
 
@@ -20,7 +20,7 @@ def tok_dir(tmp_path_factory, tiny_tokenizer):
 
 
 def _cfg(tok_dir, out, **kw):
-    base = dict(inputs=[str(shared_data_dir() / "corpus" / "tinyshakespeare.txt")], tokenizer=str(tok_dir),
+    base = dict(inputs=[str(data_dir() / "corpus" / "tinyshakespeare.txt")], tokenizer=str(tok_dir),
                 out_dir=str(out), hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, block_size=64,
                 micro_batch_size=8, max_steps=40, lr=3e-3, warmup_steps=4, log_every=10, max_docs_per_input=400,
                 data_cache_dir=str(out.parent / "cache"))

