@@ -7,15 +7,12 @@ so this module stays importable (and testable) without either framework.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import re
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-T = TypeVar("T")
+from ledom_reason.types import PairError
 
-_PAIR_INDEX = re.compile(r"\bpair (\d+)\b")
+T = TypeVar("T")
 
 
 class CandidateScoringError(RuntimeError):
@@ -23,7 +20,7 @@ class CandidateScoringError(RuntimeError):
 
     Attributes:
         index: Index of the failing candidate in the list given to the scorer, when the scorer named
-            it (local scorers prefix their errors with ``pair <i>``); else ``None``.
+            it (a :class:`~ledom_reason.types.PairError` carries ``index``); else ``None``.
         candidate: The failing candidate's text, when known.
     """
 
@@ -69,9 +66,8 @@ def scoring_error(exc: BaseException, candidates: Sequence[str], labels: Sequenc
         labels: Optional human label per candidate (e.g. ``"input 2, candidate 0"``); default
             ``"candidate <i>"``.
     """
-    m = _PAIR_INDEX.search(str(exc))
-    if m and int(m.group(1)) < len(candidates):
-        i = int(m.group(1))
+    i = exc.index if isinstance(exc, PairError) else None
+    if i is not None and 0 <= i < len(candidates):
         label = labels[i] if labels is not None else f"candidate {i}"
         msg = f"scoring failed on {label} ({preview(candidates[i])!r}): {type(exc).__name__}: {exc}"
         return CandidateScoringError(msg, index=i, candidate=candidates[i])
@@ -162,13 +158,3 @@ async def gather_all(calls: Sequence[Callable[[], Awaitable[T]]], limit: int | N
             first = first.exceptions[0]
         raise first from None
     return [t.result() for t in tasks]
-
-
-def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from sync code (in a helper thread when a loop already runs here)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(max_workers=1) as ex:
-        return ex.submit(contextvars.copy_context().run, asyncio.run, coro).result()

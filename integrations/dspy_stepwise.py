@@ -29,10 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from ledom_reason._optional import require
+from ledom_reason.concurrency import run_sync
 
 dspy = require("dspy", "dspy")
 
-from ledom_reason.integrations._common import Shared, check_n, gather_all, run_coroutine_sync, scoring_error  # noqa: E402
+from ledom_reason.integrations._common import Shared, check_n, gather_all, scoring_error  # noqa: E402
 from ledom_reason.reward import Normalize  # noqa: E402
 from ledom_reason.search import (  # noqa: E402
     AnswerExtractor,
@@ -228,7 +229,7 @@ class LedomStepwiseCoT(dspy.Module):
                 return asyncio.get_running_loop().run_in_executor(ex, contextvars.copy_context().run, fn)
 
             run = _Run(self, question, call, first)
-            result = run_coroutine_sync(run.search())
+            result = run_sync(run.search())
         run.add_trace(result)
         pred = self.answer(**inputs, **{self.reasoning_field: result.text}, config=config)
         return run.finish(result, pred)

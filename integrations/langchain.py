@@ -22,6 +22,7 @@ import logging
 from typing import Any, Literal
 
 from ledom_reason._optional import require
+from ledom_reason.concurrency import run_sync
 
 require("langchain_core", "langchain")
 
@@ -35,7 +36,6 @@ from ledom_reason.integrations._common import (  # noqa: E402
     CandidateScoringError,
     check_n,
     gather_all,
-    run_coroutine_sync,
     scoring_error,
     text_of,
 )
@@ -461,7 +461,7 @@ class LedomStepPruner(_ScorerFields):
         return await self._acall_with_config(self._search, input, config)
 
     def _invoke(self, input_: Any, config: RunnableConfig) -> StepSearchOutput:
-        return run_coroutine_sync(self._search(input_, config))
+        return run_sync(self._search(input_, config))
 
     @model_validator(mode="after")
     def _check_config(self) -> Any:

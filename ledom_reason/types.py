@@ -10,12 +10,49 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 Pair = tuple[str, str]
 """``(question, candidate)``."""
 
 PairLike = tuple[str, str] | Sequence[str] | Mapping[str, str]
+
+
+class PairError(Exception):
+    """An error about one pair of a batch; callers read :attr:`index` instead of parsing the message.
+
+    Raised as one of its concrete subclasses, which are also the builtin exception a caller would expect
+    (:class:`InvalidPairError` is a ``ValueError``, :class:`PairTypeError` a ``TypeError``,
+    :class:`NonFiniteScoreError` a ``FloatingPointError``).
+
+    Attributes:
+        index: Position of the pair in the list given to the scorer (``None`` when unknown).
+        reason: What is wrong with it, without the ``pair <index>:`` prefix of the message.
+    """
+
+    def __init__(self, reason: str, index: int | None = None) -> None:
+        self.reason = reason
+        self.index = index
+        super().__init__(reason if index is None else f"pair {index}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles (across processes) with its attributes
+        return (type(self), (self.reason, self.index))
+
+    def at(self, index: int | None) -> PairError:
+        """The same error for the pair at ``index`` of an enclosing list (e.g. a request's offset added)."""
+        return type(self)(self.reason, index)
+
+
+class InvalidPairError(PairError, ValueError):
+    """A pair's value is unusable: empty text, a missing key, too long for the context, …"""
+
+
+class PairTypeError(PairError, TypeError):
+    """A pair or one of its fields has the wrong type."""
+
+
+class NonFiniteScoreError(PairError, FloatingPointError):
+    """The model produced NaN or infinity for a pair."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +149,47 @@ class Scorer(Protocol):
         ...
 
 
+class Encoded(Protocol):
+    """What a :class:`BatchScorer` encodes one pair into (opaque to its callers but for its size)."""
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens this pair puts through the model (what a batch's token budget counts)."""
+        ...
+
+
+EncodedT = TypeVar("EncodedT", bound=Encoded)
+
+
+@runtime_checkable
+class BatchScorer(Scorer, Protocol[EncodedT]):
+    """A :class:`Scorer` that splits scoring into a per-request and a per-batch step.
+
+    The server's dynamic batcher relies on it: :meth:`encode` validates and tokenizes one request (so a
+    bad request fails alone, with a :class:`PairError` naming the pair), and :meth:`score_encoded` runs one
+    model pass over the encoded pairs of many requests. ``score(pairs)`` must equal
+    ``score_encoded(encode(pairs))``. Implemented by :class:`ledom_reason.ReverseScorer`.
+    """
+
+    def encode(self, pairs: Sequence[PairLike]) -> list[EncodedT]:
+        """Validate and tokenize ``pairs`` (raises :class:`PairError` naming the bad pair)."""
+        ...
+
+    def score_encoded(self, encoded: Sequence[EncodedT]) -> list[PairScore]:
+        """Score pre-encoded pairs in one model pass; one :class:`PairScore` per pair, in input order."""
+        ...
+
+
 def normalize_pairs(pairs: Sequence[PairLike] | Any) -> list[Pair]:
     """Validate and normalise pair-like inputs to ``list[(question, candidate)]``.
 
     Accepts tuples/lists of two strings or mappings with ``question`` and ``candidate`` keys.
 
     Raises:
-        TypeError: ``pairs`` is not a sequence, or an element or field has the wrong type.
-        ValueError: an element has the wrong arity, a missing key, or an empty/blank string.
+        TypeError: ``pairs`` is not a sequence.
+        PairTypeError: an element or field has the wrong type (a ``TypeError``; ``.index`` names it).
+        InvalidPairError: an element has the wrong arity, a missing key, or an empty/blank string (a
+            ``ValueError``; ``.index`` names it).
     """
     if isinstance(pairs, str | bytes) or not isinstance(pairs, Sequence):
         raise TypeError(f"`pairs` must be a list of (question, candidate) pairs, got {type(pairs).__name__}")
@@ -128,18 +198,18 @@ def normalize_pairs(pairs: Sequence[PairLike] | Any) -> list[Pair]:
         if isinstance(p, Mapping):
             missing = [k for k in ("question", "candidate") if k not in p]
             if missing:
-                raise ValueError(f"pair {i}: missing key(s) {missing}")
+                raise InvalidPairError(f"missing key(s) {missing}", i)
             q, c = p["question"], p["candidate"]
         elif isinstance(p, Sequence) and not isinstance(p, str | bytes):
             if len(p) != 2:
-                raise ValueError(f"pair {i}: expected (question, candidate), got {len(p)} items")
+                raise InvalidPairError(f"expected (question, candidate), got {len(p)} items", i)
             q, c = p[0], p[1]
         else:
-            raise TypeError(f"pair {i}: expected a (question, candidate) tuple or a mapping, got {type(p).__name__}")
+            raise PairTypeError(f"expected a (question, candidate) tuple or a mapping, got {type(p).__name__}", i)
         for name, v in (("question", q), ("candidate", c)):
             if not isinstance(v, str):
-                raise TypeError(f"pair {i}: `{name}` must be str, got {type(v).__name__}")
+                raise PairTypeError(f"`{name}` must be str, got {type(v).__name__}", i)
             if not v.strip():
-                raise ValueError(f"pair {i}: `{name}` is empty")
+                raise InvalidPairError(f"`{name}` is empty", i)
         out.append((q, c))
     return out

@@ -18,7 +18,7 @@ from ledom_reason.scorers._packed import pick_kernel
 from ledom_reason.scorers.config import ScorerConfig
 from ledom_reason.scorers.engine import ProgressFn, ScoringSeq, fast_logprobs, reference_logprobs
 from ledom_reason.scorers.forward import build_forward_seq
-from ledom_reason.types import PairLike, PairScore, normalize_pairs
+from ledom_reason.types import InvalidPairError, NonFiniteScoreError, PairLike, PairScore, normalize_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,11 @@ class EncodedPair:
 
     reverse: ReverseInput
     forward: ScoringSeq | None = None
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens of the reverse input (what the batcher's token budget counts)."""
+        return len(self.reverse.input_ids)
 
 
 class ReverseScorer:
@@ -185,7 +190,11 @@ class ReverseScorer:
 
     # ------------------------------------------------------------------ encoding
     def encode(self, pairs: Sequence[PairLike]) -> list[EncodedPair]:
-        """Validate and tokenize pairs (raises ``ValueError``/``TypeError`` naming the bad pair)."""
+        """Validate and tokenize pairs.
+
+        Raises:
+            InvalidPairError / PairTypeError: a bad pair (``ValueError`` / ``TypeError``; ``.index`` names it).
+        """
         out = []
         for i, (q, c) in enumerate(normalize_pairs(pairs)):
             try:
@@ -199,7 +208,7 @@ class ReverseScorer:
                         max_length=self.forward_max_length, truncate=self.config.truncate,
                     )
             except ValueError as e:
-                raise ValueError(f"pair {i}: {e}") from None
+                raise InvalidPairError(str(e), i) from None
             out.append(EncodedPair(rev, fwd))
         return out
 
@@ -247,13 +256,16 @@ class ReverseScorer:
         out = []
         for i, e in enumerate(encoded):
             f = e.forward
-            out.append(PairScore.build(
-                rev[i], e.reverse.num_scored,
-                forward_logprob=None if fwd is None else fwd[i],
-                candidate_tokens=None if f is None else len(f.input_ids) - f.score_start,
-                truncated_tokens=e.reverse.truncated_tokens,
-                input_tokens=len(e.reverse.input_ids) + (0 if f is None else len(f.input_ids)),
-            ))
+            try:
+                out.append(PairScore.build(
+                    rev[i], e.reverse.num_scored,
+                    forward_logprob=None if fwd is None else fwd[i],
+                    candidate_tokens=None if f is None else len(f.input_ids) - f.score_start,
+                    truncated_tokens=e.reverse.truncated_tokens,
+                    input_tokens=len(e.reverse.input_ids) + (0 if f is None else len(f.input_ids)),
+                ))
+            except FloatingPointError as err:
+                raise NonFiniteScoreError(str(err), i) from None
         return out
 
     def score(self, pairs: Sequence[PairLike], *, progress: ProgressFn | None = None) -> list[PairScore]:

@@ -22,7 +22,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ledom_reason._optional import require
-from ledom_reason.types import Pair, PairLike, PairScore, normalize_pairs
+from ledom_reason.types import (
+    InvalidPairError,
+    NonFiniteScoreError,
+    Pair,
+    PairLike,
+    PairScore,
+    normalize_pairs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +70,20 @@ def _retry_after(headers: Any) -> float | None:
         return None  # an HTTP date: fall back to our own backoff
 
 
-def _server_message(response: Any) -> tuple[str, str]:
-    """``(type, message)`` from a JSON error body, or the status text."""
+def _server_message(response: Any) -> tuple[str, str, int | None]:
+    """``(type, message, pair_index)`` from a JSON error body, or the status text."""
     try:
         err = response.json().get("error") or {}
-        return str(err.get("type", "error")), str(err.get("message", response.text[:500]))
+        index = err.get("pair_index")
+        return (str(err.get("type", "error")), str(err.get("message", response.text[:500])),
+                index if isinstance(index, int) else None)
     except (ValueError, AttributeError):
-        return "error", (response.text[:500] or response.reason_phrase)
+        return "error", (response.text[:500] or response.reason_phrase), None
+
+
+def _strip_pair_prefix(message: str, index: int) -> str:
+    prefix = f"pair {index}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
 
 
 class RemoteScorer:
@@ -328,8 +342,12 @@ class RemoteScorer:
                 raise RemoteScorerError(f"{endpoint}: {len(scores)} scores for {n} pairs", endpoint)
             self.model_name = data.get("model", self.model_name)
             return scores
-        kind, message = _server_message(response)
+        kind, message, pair_index = _server_message(response)
         where = f"{endpoint} ({status} {kind})"
+        if pair_index is not None and 0 <= pair_index < n and status in (422, 500):
+            # the server named the pair: re-index it into the caller's list
+            cls = NonFiniteScoreError if status == 500 else InvalidPairError
+            raise cls(f"{where}: {_strip_pair_prefix(message, pair_index)}", offset + pair_index)
         if status == 500 and kind == "model_error":
             raise FloatingPointError(f"{where}: {message}")
         if status in _RETRY_STATUS:

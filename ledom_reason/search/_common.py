@@ -1,7 +1,8 @@
 """Pieces shared by every search: accounting, progress events, traces, results and scorer calls.
 
-Nothing here imports a framework or a model library: a search runs over any object with
-``score(pairs)`` / ``ascore(pairs)`` (the :class:`~ledom_reason.types.Scorer` protocol).
+Nothing here imports a framework or a model library: a search runs over any
+:class:`~ledom_reason.types.Scorer` (``score(pairs)`` / ``ascore(pairs)``). Searches are written once, async;
+their sync twins run them through :func:`ledom_reason.concurrency.run_sync`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from ledom_reason.types import Pair, PairScore
+from ledom_reason.types import Pair, PairScore, Scorer
 
 logger = logging.getLogger(__name__)
 
@@ -108,40 +109,7 @@ async def aemit(hook: EventHook | None, kind: EventKind, depth: int, **data: Any
         await out
 
 
-def emit(hook: EventHook | None, kind: EventKind, depth: int, **data: Any) -> None:
-    """Sync :func:`aemit`: an awaitable returned by the hook is run to completion with ``asyncio.run``."""
-    if hook is None:
-        return
-    out = hook(SearchEvent(kind, depth, data))
-    if inspect.isawaitable(out):
-        if _running_loop():
-            raise RuntimeError("an async `on_event` hook needs the async API (aselect_best_of_n / abeam_search)")
-        asyncio.run(_await(out))
-
-
-async def _await(aw: Awaitable[Any]) -> Any:
-    return await aw
-
-
-def _running_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
-def run_sync(coro: Any, name: str) -> Any:
-    """Run ``coro`` with ``asyncio.run``; a clear error inside a running event loop."""
-    if _running_loop():
-        coro.close()
-        raise RuntimeError(
-            f"{name}() was called inside a running event loop; use `await a{name}(...)` instead"
-        )
-    return asyncio.run(coro)
-
-
-def check_scorer(scorer: Any) -> None:
+def check_scorer(scorer: object) -> None:
     """Raise ``TypeError`` unless ``scorer`` has a ``score`` or ``ascore`` method."""
     if not (callable(getattr(scorer, "score", None)) or callable(getattr(scorer, "ascore", None))):
         raise TypeError(f"`scorer` must implement score()/ascore(), got {type(scorer).__name__}")
@@ -154,15 +122,8 @@ def _check_scores(scores: Any, n: int) -> list[PairScore]:
     return scores
 
 
-def score_sync(scorer: Any, pairs: Sequence[Pair]) -> list[PairScore]:
-    """One ``scorer.score`` call (validates the number of scores returned)."""
-    if not callable(getattr(scorer, "score", None)):
-        raise TypeError(f"`scorer` {type(scorer).__name__} has no score(); use the async API")
-    return _check_scores(scorer.score(list(pairs)), len(pairs))
-
-
-async def score_async(scorer: Any, pairs: Sequence[Pair]) -> list[PairScore]:
-    """One ``scorer.ascore`` call (falls back to ``score`` in a worker thread)."""
+async def score_async(scorer: Scorer, pairs: Sequence[Pair]) -> list[PairScore]:
+    """One ``scorer.ascore`` call (falls back to ``score`` in a worker thread for a scorer without one)."""
     if callable(getattr(scorer, "ascore", None)):
         return _check_scores(await scorer.ascore(list(pairs)), len(pairs))
     return _check_scores(await asyncio.to_thread(scorer.score, list(pairs)), len(pairs))

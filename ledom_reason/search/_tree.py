@@ -26,9 +26,11 @@ from ledom_reason.search._common import (
     TraceNode,
     aemit,
     chain_steps,
+    check_scorer,
     score_async,
 )
 from ledom_reason.search.aggregate import aggregate
+from ledom_reason.types import Scorer
 
 logger = logging.getLogger(__name__)
 
@@ -78,15 +80,14 @@ class StepSearchConfig:
 class Tree:
     """Mutable search state: the trace, the accounting and the scoring of one depth."""
 
-    def __init__(self, question: str, generator: StepGenerator, scorer: Any, cfg: StepSearchConfig,
+    def __init__(self, question: str, generator: StepGenerator, scorer: Scorer, cfg: StepSearchConfig,
                  on_event: EventHook | None) -> None:
         self.started = time.perf_counter()
         if not isinstance(question, str) or not question.strip():
             raise ValueError("`question` must be a non-empty str")
         if not callable(generator):
             raise TypeError("`generator` must be an async callable (question, partial_chain, n) -> list[str]")
-        if not (callable(getattr(scorer, "ascore", None)) or callable(getattr(scorer, "score", None))):
-            raise TypeError(f"`scorer` must implement score()/ascore(), got {type(scorer).__name__}")
+        check_scorer(scorer)
         self.question = question
         self.generator = generator
         self.scorer = scorer

@@ -23,8 +23,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ledom_reason.search._common import EventHook, SearchResult, StepGenerator, run_sync
+from ledom_reason.concurrency import run_sync
+from ledom_reason.search._common import EventHook, SearchResult, StepGenerator
 from ledom_reason.search._tree import Parent, StepSearchConfig, Tree, run_steps
+from ledom_reason.types import Scorer
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +117,7 @@ class _Beam:
 async def abeam_search(
     question: str,
     generator: StepGenerator,
-    scorer: Any,
+    scorer: Scorer,
     config: BeamSearchConfig | None = None,
     *,
     on_event: EventHook | None = None,
@@ -139,10 +141,10 @@ async def abeam_search(
 def beam_search(
     question: str,
     generator: StepGenerator,
-    scorer: Any,
+    scorer: Scorer,
     config: BeamSearchConfig | None = None,
     *,
     on_event: EventHook | None = None,
 ) -> SearchResult:
     """Sync :func:`abeam_search` (runs ``asyncio.run``; raises ``RuntimeError`` inside a running loop)."""
-    return run_sync(abeam_search(question, generator, scorer, config, on_event=on_event), "beam_search")
+    return run_sync(abeam_search(question, generator, scorer, config, on_event=on_event))

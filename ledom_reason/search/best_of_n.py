@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledom_reason.answers import extract_answer as default_extract_answer
+from ledom_reason.concurrency import run_sync
 from ledom_reason.reward import Normalize, reverse_reward, validate_reward_args
 from ledom_reason.search._common import (
     AnswerExtractor,
@@ -32,12 +33,10 @@ from ledom_reason.search._common import (
     SearchStats,
     aemit,
     check_scorer,
-    emit,
     score_async,
-    score_sync,
 )
 from ledom_reason.search.aggregate import AGGREGATORS, SCORE_FREE_AGGREGATORS, Aggregator, aggregate
-from ledom_reason.types import PairScore, normalize_pairs
+from ledom_reason.types import PairScore, Scorer, normalize_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -226,7 +225,7 @@ def _batch_results(
 
 
 def _prepare(questions: Sequence[str], candidates_per_question: Sequence[Sequence[str]],
-             scorer: Any, cfg: BestOfNConfig) -> tuple[list[list[str]], list[tuple[str, str]]]:
+             scorer: Scorer | None, cfg: BestOfNConfig) -> tuple[list[list[str]], list[tuple[str, str]]]:
     if isinstance(questions, str) or not isinstance(questions, Sequence):
         raise TypeError("`questions` must be a list of str")
     if len(questions) != len(candidates_per_question):
@@ -243,7 +242,7 @@ def _prepare(questions: Sequence[str], candidates_per_question: Sequence[Sequenc
 def select_best_of_n_batch(
     questions: Sequence[str],
     candidates_per_question: Sequence[Sequence[str]],
-    scorer: Any,
+    scorer: Scorer | None,
     config: BestOfNConfig | None = None,
     *,
     on_event: EventHook | None = None,
@@ -253,40 +252,32 @@ def select_best_of_n_batch(
     Args:
         questions: The questions.
         candidates_per_question: Candidate lists, one per question.
-        scorer: Any object with ``score(pairs)`` (may be ``None`` for ``majority``/``random``).
+        scorer: Any :class:`~ledom_reason.types.Scorer` (may be ``None`` for ``majority``/``random``).
         config: Selection config.
-        on_event: Optional hook receiving :class:`~ledom_reason.search.SearchEvent` s (sync hooks only
-            here, or hooks returning awaitables when no event loop is running).
+        on_event: Optional hook receiving :class:`~ledom_reason.search.SearchEvent` s (a plain function
+            or one returning an awaitable).
 
     Raises:
         ValueError / TypeError: bad input (names the argument), or a missing forward score for λ < 1.
     """
-    cfg = config or BestOfNConfig()
-    t0 = time.perf_counter()
-    cands, pairs = _prepare(questions, candidates_per_question, scorer, cfg)
-    flat = None
-    if cfg.needs_scores:
-        flat = score_sync(scorer, pairs)
-        emit(on_event, "scored", 0, pairs=len(pairs), scorer_calls=1)
-    results = _batch_results(questions, cands, flat, cfg, time.perf_counter() - t0)
-    emit(on_event, "finished", 0, answers=[r.answer for r in results])
-    return results
+    return run_sync(aselect_best_of_n_batch(questions, candidates_per_question, scorer, config, on_event=on_event))
 
 
 async def aselect_best_of_n_batch(
     questions: Sequence[str],
     candidates_per_question: Sequence[Sequence[str]],
-    scorer: Any,
+    scorer: Scorer | None,
     config: BestOfNConfig | None = None,
     *,
     on_event: EventHook | None = None,
 ) -> list[BestOfNResult]:
-    """Async :func:`select_best_of_n_batch` (one ``scorer.ascore`` call)."""
+    """Async :func:`select_best_of_n_batch` (one ``scorer.ascore`` call); the one implementation of both."""
     cfg = config or BestOfNConfig()
     t0 = time.perf_counter()
     cands, pairs = _prepare(questions, candidates_per_question, scorer, cfg)
     flat = None
     if cfg.needs_scores:
+        assert scorer is not None  # _prepare checked it
         flat = await score_async(scorer, pairs)
         await aemit(on_event, "scored", 0, pairs=len(pairs), scorer_calls=1)
     results = _batch_results(questions, cands, flat, cfg, time.perf_counter() - t0)
@@ -297,7 +288,7 @@ async def aselect_best_of_n_batch(
 def select_best_of_n(
     question: str,
     candidates: Sequence[str],
-    scorer: Any,
+    scorer: Scorer | None,
     config: BestOfNConfig | None = None,
     *,
     on_event: EventHook | None = None,
@@ -320,7 +311,7 @@ def select_best_of_n(
 async def aselect_best_of_n(
     question: str,
     candidates: Sequence[str],
-    scorer: Any,
+    scorer: Scorer | None,
     config: BestOfNConfig | None = None,
     *,
     on_event: EventHook | None = None,

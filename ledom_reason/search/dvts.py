@@ -23,8 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ledom_reason.search._common import EventHook, SearchResult, StepGenerator, run_sync
+from ledom_reason.concurrency import run_sync
+from ledom_reason.search._common import EventHook, SearchResult, StepGenerator
 from ledom_reason.search._tree import Parent, StepSearchConfig, Tree, run_steps
+from ledom_reason.types import Scorer
 
 
 @dataclass
@@ -99,7 +101,7 @@ class _Subtrees:
 async def advts(
     question: str,
     generator: StepGenerator,
-    scorer: Any,
+    scorer: Scorer,
     config: DVTSConfig | None = None,
     *,
     on_event: EventHook | None = None,
@@ -115,10 +117,10 @@ async def advts(
 def dvts(
     question: str,
     generator: StepGenerator,
-    scorer: Any,
+    scorer: Scorer,
     config: DVTSConfig | None = None,
     *,
     on_event: EventHook | None = None,
 ) -> SearchResult:
     """Sync :func:`advts` (runs ``asyncio.run``; raises ``RuntimeError`` inside a running loop)."""
-    return run_sync(advts(question, generator, scorer, config, on_event=on_event), "dvts")
+    return run_sync(advts(question, generator, scorer, config, on_event=on_event))

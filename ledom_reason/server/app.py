@@ -44,7 +44,7 @@ from ledom_reason.server.middleware import (
     error_body,
 )
 from ledom_reason.server.schemas import ErrorResponse, Health, ScoreRequest, ScoreResponse
-from ledom_reason.types import Scorer
+from ledom_reason.types import PairError, Scorer
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,11 @@ ScorerLoader = Callable[[], Any]
 class ApiError(Exception):
     """An error with its HTTP status, rendered as the JSON error body."""
 
-    def __init__(self, status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, kind: str, message: str, headers: dict[str, str] | None = None,
+                 pair_index: int | None = None) -> None:
         super().__init__(message)
         self.status, self.kind, self.message, self.headers = status, kind, message, headers
+        self.pair_index = pair_index
 
 
 class ServerState:
@@ -145,7 +147,8 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
             if len(text) > cfg.max_field_chars:
                 state.metrics.rejected.labels("field_too_long").inc()
                 raise ApiError(422, "field_too_long",
-                               f"pair {i}: `{name}` is {len(text)} characters, over the limit of {cfg.max_field_chars}")
+                               f"pair {i}: `{name}` is {len(text)} characters, over the limit of {cfg.max_field_chars}",
+                               pair_index=i)
     want_reward = body.lam is not None or body.normalize is not None
     lam = 1.0 if body.lam is None else body.lam
     normalize = body.normalize or "sum"
@@ -206,13 +209,13 @@ async def metrics(request: Request) -> Response:
 
 # ---------------------------------------------------------------------- errors
 def _json_error(status: int, kind: str, message: str, details: list[dict[str, Any]] | None = None,
-                headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(kind, message, details), status_code=status, headers=headers)
+                headers: dict[str, str] | None = None, pair_index: int | None = None) -> JSONResponse:
+    return JSONResponse(error_body(kind, message, details, pair_index), status_code=status, headers=headers)
 
 
 async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return _json_error(exc.status, exc.kind, exc.message, headers=exc.headers)
+    return _json_error(exc.status, exc.kind, exc.message, headers=exc.headers, pair_index=exc.pair_index)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -235,12 +238,14 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_value_error(request: Request, exc: Exception) -> JSONResponse:
     _state(request).metrics.rejected.labels("invalid_input").inc()
-    return _json_error(422, "invalid_input", str(exc))
+    return _json_error(422, "invalid_input", str(exc), pair_index=getattr(exc, "index", None)
+                       if isinstance(exc, PairError) else None)
 
 
 async def _on_model_error(request: Request, exc: Exception) -> JSONResponse:
     logger.error("model error: %s", exc)
-    return _json_error(500, "model_error", str(exc))
+    return _json_error(500, "model_error", str(exc), pair_index=getattr(exc, "index", None)
+                       if isinstance(exc, PairError) else None)
 
 
 async def _on_internal_error(request: Request, exc: Exception) -> JSONResponse:

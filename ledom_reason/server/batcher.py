@@ -7,9 +7,9 @@ order until their reverse-input tokens reach ``max_batch_tokens`` or the first o
 splits the results back to each request's future. If a merged pass raises, each request of it is
 retried alone, so only the request that breaks the model fails.
 
-A scorer without ``encode``/``score_encoded`` (a :class:`~ledom_reason.scorers.remote.RemoteScorer`,
-a fake) is used through ``score(pairs)`` on the merged list; its token budget is estimated from
-characters (4 per token).
+A :class:`~ledom_reason.types.BatchScorer` (``encode`` + ``score_encoded``: the local scorer) is used as
+described; any other :class:`~ledom_reason.types.Scorer` (a :class:`~ledom_reason.scorers.remote.RemoteScorer`,
+a fake) through ``score(pairs)`` on the merged list, its token budget estimated from characters (4 per token).
 
 Example:
     >>> import asyncio
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledom_reason.server.metrics import ServerMetrics
-from ledom_reason.types import PairLike, PairScore, normalize_pairs
+from ledom_reason.types import BatchScorer, PairLike, PairScore, Scorer, normalize_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class DynamicBatcher:
 
     def __init__(
         self,
-        scorer: Any,
+        scorer: Scorer | BatchScorer[Any],
         *,
         max_batch_tokens: int = 16384,
         max_wait_ms: float = 5.0,
@@ -95,9 +95,7 @@ class DynamicBatcher:
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.metrics = metrics
-        self.uses_encode = callable(getattr(scorer, "encode", None)) and callable(
-            getattr(scorer, "score_encoded", None)
-        )
+        self.uses_encode = isinstance(scorer, BatchScorer)
         self._pending: deque[_Job] = deque()
         self._pending_tokens = 0
         self._waiting = 0  # admitted, not yet taken into a pass (encoding + queued)
@@ -167,7 +165,7 @@ class DynamicBatcher:
         try:
             if self.uses_encode:
                 payload = await loop.run_in_executor(self._encode_pool, self.scorer.encode, pairs)
-                tokens = sum(len(e.reverse.input_ids) for e in payload)
+                tokens = sum(e.num_tokens for e in payload)
             else:
                 payload = normalize_pairs(pairs)
                 tokens = sum(len(q) + len(c) for q, c in payload) // 4 + 1

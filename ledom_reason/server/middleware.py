@@ -26,11 +26,14 @@ KNOWN_PATHS = frozenset({"/v1/score", "/v1/info", "/healthz", "/metrics", "/docs
 _DRAIN_CAP = 64 * 2**20  # bytes read and dropped from a refused upload before answering
 
 
-def error_body(kind: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The JSON error shape of every non-2xx response."""
+def error_body(kind: str, message: str, details: list[dict[str, Any]] | None = None,
+               pair_index: int | None = None) -> dict[str, Any]:
+    """The JSON error shape of every non-2xx response (``pair_index`` when the error is about one pair)."""
     err: dict[str, Any] = {"type": kind, "message": message}
     if details is not None:
         err["details"] = details
+    if pair_index is not None:
+        err["pair_index"] = pair_index
     return {"error": err}
 
 

@@ -72,6 +72,8 @@ class ErrorDetail(BaseModel):
     type: str = Field(description="Machine-readable kind, e.g. `validation_error`, `payload_too_large`.")
     message: str
     details: list[dict[str, Any]] | None = None
+    pair_index: int | None = Field(default=None, description="Index of the offending pair in the request, when the "
+                                   "error is about one pair (the client raises `PairError` with it).")
 
 
 class ErrorResponse(BaseModel):

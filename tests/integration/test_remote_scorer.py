@@ -21,6 +21,7 @@ from ledom_reason.server.app import create_app
 from ledom_reason.server.config import ServerConfig
 from ledom_reason.server.run import ServerThread, wait_ready
 from ledom_reason.testing import GatedScorer
+from ledom_reason.types import InvalidPairError
 
 PAIRS = [(f"Question {i}: what is {i} plus {i + 1}?", f"{i} + {i + 1} = {2 * i + 1}. The answer is {2 * i + 1}.")
          for i in range(10)]
@@ -104,6 +105,18 @@ def test_server_validation_error_is_not_retried(server):
     with pytest.raises(ValueError, match="413 too_many_pairs"):
         too_big.score(PAIRS * 2)
     assert too_big.stats["requests"] == 1
+
+
+def test_server_named_pair_comes_back_as_an_attribute_in_the_callers_numbering(server):
+    """The server answers 422 with `pair_index` (relative to its request); the client re-indexes it."""
+    remote = RemoteScorer(server.url, max_pairs_per_request=3, **FAST)
+    pairs = list(PAIRS[:7])
+    pairs[5] = ("seven apples " * 600, "c")  # too long for the context: the server's scorer rejects it
+    with pytest.raises(InvalidPairError) as ei:
+        remote.score(pairs)
+    assert ei.value.index == 5  # request 2 holds pairs 3..5; the server said pair 2 of it
+    assert isinstance(ei.value, ValueError) and str(ei.value).startswith("pair 5: ")
+    assert "does not fit the context" in ei.value.reason
 
 
 def test_auth(scorer, monkeypatch):

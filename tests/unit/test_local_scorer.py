@@ -201,3 +201,23 @@ def test_progress_callback(scorer):
     seen = []
     scorer.score(_pairs(10), progress=lambda d, t: seen.append((d, t)))
     assert seen and seen[-1] == (10, 10)
+
+
+def test_bad_pairs_raise_pair_errors_that_carry_the_index(scorer):
+    from ledom_reason.types import InvalidPairError, PairError, PairTypeError
+
+    with pytest.raises(InvalidPairError) as ei:
+        scorer.score([("q?", "fine"), ("q?", "also fine"), ("q?", "   ")])
+    assert ei.value.index == 2 and isinstance(ei.value, ValueError) and ei.value.reason == "`candidate` is empty"
+    with pytest.raises(PairTypeError) as et:
+        scorer.score([("q?", 3)])
+    assert et.value.index == 0 and isinstance(et.value, TypeError)
+    too_long = "word " * 2000
+    with pytest.raises(InvalidPairError) as el:
+        scorer.score([("q?", "fine"), (too_long, "c")])
+    assert el.value.index == 1 and "does not fit the context" in el.value.reason
+    # pickles with its attributes (errors cross process boundaries in Ray and the server's workers)
+    import pickle
+
+    again = pickle.loads(pickle.dumps(el.value))
+    assert isinstance(again, PairError) and again.index == 1 and str(again) == str(el.value)

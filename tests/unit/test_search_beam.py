@@ -137,7 +137,7 @@ def test_majority_final_pick_and_events():
     assert kinds[0] == "depth_start" and kinds[-1] == "finished" and "scored" in kinds and "depth_end" in kinds
 
 
-async def test_async_api_async_hook_and_sync_wrapper_guard():
+async def test_async_api_async_hook_and_sync_wrapper_inside_a_running_loop():
     gen = ScriptedGenerator(lambda d, j, c: f"v{j} #### {j}")
     seen = []
 
@@ -146,8 +146,11 @@ async def test_async_api_async_hook_and_sync_wrapper_guard():
 
     res = await abeam_search("q", gen, StepScorer(), BeamSearchConfig(beam_width=1, expansions=2), on_event=hook)
     assert res.answer == "1" and seen[-1] == "finished"
-    with pytest.raises(RuntimeError, match="abeam_search"):
-        beam_search("q", gen, StepScorer())
+    # the sync API called from inside a running loop runs on a helper thread (ledom_reason.concurrency)
+    sync_seen = []
+    again = beam_search("q", gen, StepScorer(), BeamSearchConfig(beam_width=1, expansions=2),
+                        on_event=lambda ev: sync_seen.append(ev.kind))
+    assert again.answer == res.answer and again.text == res.text and sync_seen == seen
 
 
 def test_empty_steps_are_not_scored():
