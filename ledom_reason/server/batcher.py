@@ -91,11 +91,13 @@ class DynamicBatcher:
         if max_queue < 1:
             raise ValueError(f"`max_queue` must be positive, got {max_queue}")
         self.scorer = scorer
+        # the same object, typed for the encode/score_encoded split when it offers one
+        self._batch_scorer: BatchScorer[Any] | None = scorer if isinstance(scorer, BatchScorer) else None
         self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.metrics = metrics
-        self.uses_encode = isinstance(scorer, BatchScorer)
+        self.uses_encode = self._batch_scorer is not None
         self._pending: deque[_Job] = deque()
         self._pending_tokens = 0
         self._waiting = 0  # admitted, not yet taken into a pass (encoding + queued)
@@ -163,8 +165,8 @@ class DynamicBatcher:
         self._set_waiting(+1)
         queued = False
         try:
-            if self.uses_encode:
-                payload = await loop.run_in_executor(self._encode_pool, self.scorer.encode, pairs)
+            if self._batch_scorer is not None:
+                payload = await loop.run_in_executor(self._encode_pool, self._batch_scorer.encode, pairs)
                 tokens = sum(e.num_tokens for e in payload)
             else:
                 payload = normalize_pairs(pairs)
@@ -232,7 +234,8 @@ class DynamicBatcher:
         return batch
 
     def _score(self, payload: list[Any]) -> list[PairScore]:
-        out = self.scorer.score_encoded(payload) if self.uses_encode else self.scorer.score(payload)
+        bs = self._batch_scorer
+        out = bs.score_encoded(payload) if bs is not None else self.scorer.score(payload)
         if len(out) != len(payload):
             raise RuntimeError(f"scorer returned {len(out)} scores for {len(payload)} pairs")
         return list(out)
