@@ -6,7 +6,7 @@ import sys
 HEAVY = ["torch", "vllm", "fastapi", "langchain_core", "dspy", "transformers", "httpx"]
 code = (
     "import sys, ledom_reason, ledom_reason.integrations, ledom_reason.training; "
-    "import ledom_reason.search, ledom_reason.eval; "
+    "import ledom_reason.search, ledom_reason.eval, ledom_reason.generators, ledom_reason.concurrency; "
     f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
 )
 out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
