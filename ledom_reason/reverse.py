@@ -8,7 +8,17 @@ Convention (used by scoring *and* training, so that a model scores exactly what 
 
        [BOS] + reverse(ids(candidate)) + reverse(ids(question))
 
-   with the BOS token only when the tokenizer defines one.
+   with the BOS token only when the tokenizer defines one — the default layout, ``bos="auto"``.
+   The first token is a setting (:class:`BosLayout`, ``ScorerConfig.bos`` and the training
+   configs' ``bos``), so a checkpoint trained on another layout scores what it saw:
+
+   * ``"auto"``: the tokenizer's BOS when it has one, else nothing (the default);
+   * ``"none"``: nothing — ``reverse(ids(candidate)) + reverse(ids(question))``;
+   * ``"<token>"``: that token, e.g. ``"<s>"`` or ``"<|endoftext|>"`` (it must be in the vocabulary);
+   * ``"tokenizer"``: each text tokenized *with* the tokenizer's own special tokens, reversed, and
+     the BOS that then ends up last dropped; nothing put first (the layout of a third-party
+     loader of the public LEDOM checkpoints; identical to ``"none"`` for a tokenizer that adds
+     only a BOS, different when it also adds an EOS). See docs/checkpoints.md.
 3. Only the question positions are scored. Logits at position ``i`` predict token ``i + 1`` *of the
    reversed sequence*, so the question token at position ``j`` is scored by the logits at ``j - 1``.
    The candidate is never empty, so every question token has a predecessor.
@@ -36,6 +46,22 @@ from typing import Any, Literal
 
 TruncatePolicy = Literal["candidate_left", "error"]
 TRUNCATE_POLICIES: tuple[str, ...] = ("candidate_left", "error")
+BOS_LAYOUTS: tuple[str, ...] = ("auto", "none", "tokenizer")
+"""The named values of the ``bos`` setting; any other non-empty string names a token."""
+
+
+def check_bos_setting(bos: object, name: str = "bos") -> str:
+    """Validate a ``bos`` setting (a named layout or a token string) without a tokenizer.
+
+    Raises:
+        TypeError: not a string. ValueError: an empty string.
+    """
+    if not isinstance(bos, str):
+        raise TypeError(f"`{name}` must be a string ({', '.join(map(repr, BOS_LAYOUTS))} or a token), "
+                        f"got {type(bos).__name__}")
+    if not bos:
+        raise ValueError(f"`{name}` must be {', '.join(map(repr, BOS_LAYOUTS))} or a token string, got ''")
+    return bos
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +170,105 @@ def encode_plain(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+@dataclass(frozen=True, slots=True)
+class BosLayout:
+    """One value of the ``bos`` setting, resolved against a tokenizer.
+
+    Build it with :meth:`resolve`; it tells what goes first in a model input and how each text
+    becomes ids. Used for reverse inputs (scoring and training) and, with the forward twin's own
+    setting, for forward inputs.
+
+    Attributes:
+        setting: The setting as given (``"auto"``, ``"none"``, ``"tokenizer"`` or a token).
+        prefix_id: The id put first (``[BOS]``), or ``None`` for nothing.
+        own_special_tokens: ``"tokenizer"``: texts are tokenized with the tokenizer's own special
+            tokens; a leading BOS is dropped from reverse segments (it would end up last).
+        bos_token_id: The tokenizer's BOS id (what ``own_special_tokens`` drops), or ``None``.
+
+    Example:
+        >>> class Tok:  # a tokenizer stand-in: one id per character, BOS 0, adds BOS itself
+        ...     bos_token_id, eos_token_id = 0, 1
+        ...     def get_vocab(self): return {"<s>": 0, "</s>": 1}
+        ...     def convert_tokens_to_ids(self, t): return self.get_vocab()[t]
+        ...     def __call__(self, text, add_special_tokens=True):
+        ...         return {"input_ids": ([0] if add_special_tokens else []) + [ord(ch) for ch in text]}
+        >>> [BosLayout.resolve(Tok(), b).build(Tok(), "ab", "c").input_ids for b in ("auto", "none", "</s>")]
+        [[0, 99, 98, 97], [99, 98, 97], [1, 99, 98, 97]]
+    """
+
+    setting: str
+    prefix_id: int | None
+    own_special_tokens: bool = False
+    bos_token_id: int | None = None
+
+    @classmethod
+    def resolve(cls, tokenizer: Any, bos: str = "auto") -> BosLayout:
+        """Resolve a ``bos`` setting against ``tokenizer``.
+
+        Raises:
+            TypeError / ValueError: not a setting, or a token the vocabulary does not have.
+        """
+        check_bos_setting(bos)
+        tok_bos = getattr(tokenizer, "bos_token_id", None)
+        tok_bos = None if tok_bos is None else int(tok_bos)
+        if bos == "auto":
+            return cls(bos, tok_bos, bos_token_id=tok_bos)
+        if bos == "none":
+            return cls(bos, None, bos_token_id=tok_bos)
+        if bos == "tokenizer":
+            return cls(bos, None, own_special_tokens=True, bos_token_id=tok_bos)
+        vocab = tokenizer.get_vocab()
+        if bos not in vocab:
+            specials = [t for t in (getattr(tokenizer, n, None) for n in ("bos_token", "eos_token", "pad_token"))
+                        if t]
+            raise ValueError(f"`bos`: token {bos!r} is not in the tokenizer's vocabulary (use 'auto', 'none', "
+                             f"'tokenizer' or a token it has, e.g. {specials})")
+        return cls(bos, int(tokenizer.convert_tokens_to_ids(bos)), bos_token_id=tok_bos)
+
+    @property
+    def prefix(self) -> list[int]:
+        """``[prefix_id]`` or ``[]``."""
+        return [] if self.prefix_id is None else [self.prefix_id]
+
+    def describe(self) -> str:
+        """The reverse layout in words, e.g. ``[BOS 1] + reverse(candidate) + reverse(question)``."""
+        if self.own_special_tokens:
+            return "reverse(tok(candidate) w/ specials, BOS dropped) + reverse(tok(question) w/ specials, BOS dropped)"
+        head = "" if self.prefix_id is None else f"[{self.prefix_id}] + "
+        return f"{head}reverse(candidate) + reverse(question)"
+
+    def text_ids(self, tokenizer: Any, texts: Sequence[str], *, drop_bos: bool = True) -> list[list[int]]:
+        """Token ids of each text in reading order, as this layout tokenizes them (one batched call).
+
+        Plain layouts: no special tokens (:func:`encode_plain`). ``"tokenizer"``: the tokenizer's own
+        special tokens, with a leading BOS dropped when ``drop_bos`` (reverse segments).
+        """
+        if not texts:
+            return []
+        ids = [list(x) for x in tokenizer(list(texts), add_special_tokens=self.own_special_tokens)["input_ids"]]
+        return [self._strip(x, drop_bos) for x in ids]
+
+    def encode(self, tokenizer: Any, text: str, *, drop_bos: bool = True) -> list[int]:
+        """One text's ids in reading order, as this layout tokenizes it (see :meth:`text_ids`)."""
+        ids = list(tokenizer(text, add_special_tokens=self.own_special_tokens)["input_ids"])
+        return self._strip(ids, drop_bos)
+
+    def _strip(self, ids: list[int], drop_bos: bool) -> list[int]:
+        if self.own_special_tokens and drop_bos and self.bos_token_id is not None and ids[:1] == [self.bos_token_id]:
+            return ids[1:]
+        return ids
+
+    def build(self, tokenizer: Any, question: str, candidate: str, *, max_length: int | None = None,
+              truncate: TruncatePolicy = "candidate_left") -> ReverseInput:
+        """Tokenize a pair and build its reverse-model input in this layout (see :func:`build_reverse_ids`)."""
+        q, c = self.encode(tokenizer, question), self.encode(tokenizer, candidate)
+        return build_reverse_ids(q, c, bos_token_id=self.prefix_id, max_length=max_length, truncate=truncate)
+
+    def document(self, ids: Sequence[int]) -> list[int]:
+        """A whole document (ids from :meth:`text_ids`) for reverse pretraining: ``prefix + reverse(ids)``."""
+        return reverse_document(ids, bos_token_id=self.prefix_id)
+
+
 def build_reverse_input(
     tokenizer: Any,
     question: str,
@@ -151,6 +276,7 @@ def build_reverse_input(
     *,
     max_length: int | None = None,
     truncate: TruncatePolicy = "candidate_left",
+    bos: str = "auto",
 ) -> ReverseInput:
     """Tokenize a ``(question, candidate)`` pair and build its reverse-model input.
 
@@ -160,14 +286,10 @@ def build_reverse_input(
         candidate: The candidate response (full or partial chain).
         max_length: Context limit; see :func:`build_reverse_ids`.
         truncate: Truncation policy; see module docstring.
+        bos: The layout setting (:class:`BosLayout`); ``"auto"`` = the tokenizer's BOS if any.
     """
-    return build_reverse_ids(
-        encode_plain(tokenizer, question),
-        encode_plain(tokenizer, candidate),
-        bos_token_id=tokenizer.bos_token_id,
-        max_length=max_length,
-        truncate=truncate,
-    )
+    return BosLayout.resolve(tokenizer, bos).build(tokenizer, question, candidate, max_length=max_length,
+                                                   truncate=truncate)
 
 
 def unreverse(tokenizer: Any, rev: ReverseInput) -> tuple[str, str]:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from ledom_reason.reverse import check_bos_setting
+
 Direction = Literal["reverse", "forward"]
 DIRECTIONS = ("reverse", "forward")
 C = TypeVar("C")
@@ -67,6 +69,9 @@ class TrainLoop:
 
     out_dir: str = _f("", "output folder: checkpoints/, log.jsonl, config.json and the final HF model")
     direction: Direction = _f("reverse", "reverse (LEDOM) or forward (the matched twin)")  # noqa: RUF009
+    bos: str = _f("auto", "first token of each training input: auto (the tokenizer's BOS, if any), none, a token "
+                  "such as '<s>', or tokenizer (its own special tokens); score with the same ScorerConfig.bos "
+                  "(forward_bos for a forward twin); docs/checkpoints.md")
     seed: int = _f(0, "seed for init, data order and dropout")
     micro_batch_size: int = _f(8, "sequences per forward pass per process")
     grad_accum: int = _f(1, "micro-batches per optimizer step")
@@ -104,6 +109,7 @@ def _validate_loop(c: TrainLoop) -> None:
         raise ValueError("`out_dir` is required")
     if c.direction not in DIRECTIONS:
         raise ValueError(f"`direction` must be one of {DIRECTIONS}, got {c.direction!r}")
+    check_bos_setting(c.bos, "bos")
     for name in ("micro_batch_size", "grad_accum", "max_steps", "log_every", "loss_chunk_tokens"):
         if getattr(c, name) < 1:
             raise ValueError(f"`{name}` must be >= 1, got {getattr(c, name)}")

@@ -10,6 +10,11 @@ Pretraining
       i.e. exactly the input the scorer builds
     * forward, text: ``[BOS] + ids``; forward, pair: ``build_forward_seq(tok, q, s).input_ids``
 
+    ``[BOS]`` is the configs' ``bos`` layout setting (:class:`ledom_reason.reverse.BosLayout`, the
+    scorer's ``ScorerConfig.bos`` for reverse models and ``forward_bos`` for forward twins):
+    ``"auto"`` (the tokenizer's BOS, if any), ``"none"``, a token, or ``"tokenizer"`` (each text with
+    the tokenizer's own special tokens; a reverse segment drops its leading BOS, no prefix).
+
     The documents of one input are streamed to a memory-mapped token file (``tokens.bin``, uint16
     or uint32) plus ``doc_starts.npy``, cached by a fingerprint of file, tokenizer and options, so
     corpora larger than RAM work. :class:`PackedBlocks` cuts the token stream into windows of
@@ -41,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ledom_reason.io import iter_jsonl
-from ledom_reason.reverse import build_reverse_ids, reverse_document
+from ledom_reason.reverse import BosLayout, build_reverse_ids
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +107,10 @@ def iter_documents(path: str | os.PathLike[str], opts: Any = None, *, doc_split:
                 if not row[q_f].strip() or not sol.strip():
                     continue
             elif isinstance(row.get(text_f), str):
-                doc = row[text_f]
-                if not doc.strip():
+                text: str = row[text_f]
+                if not text.strip():
                     continue
+                doc = text
             else:
                 raise ValueError(f"{p}:{ln}: row needs `{text_f}` or `{q_f}` + one of {s_fs}")
             yield doc
@@ -155,31 +161,33 @@ def encode_many(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
     return [list(x) for x in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
 
-def documents_to_ids(tokenizer: Any, docs: Sequence[Doc], direction: str) -> list[list[int]]:
-    """Token ids of documents in the training ``direction`` (see module docstring)."""
+def documents_to_ids(tokenizer: Any, docs: Sequence[Doc], direction: str, *, bos: str = "auto") -> list[list[int]]:
+    """Token ids of documents in the training ``direction`` and ``bos`` layout (see module docstring)."""
     if direction not in ("reverse", "forward"):
         raise ValueError(f"`direction` must be reverse or forward, got {direction!r}")
-    bos = tokenizer.bos_token_id
-    flat: list[str] = []
-    for d in docs:
-        flat += list(d) if isinstance(d, tuple) else [d]
-    ids = iter(encode_many(tokenizer, flat))
+    layout = BosLayout.resolve(tokenizer, bos)
+    reverse = direction == "reverse"
+    heads = [d[0] if isinstance(d, tuple) else d for d in docs]  # texts and questions
+    sols = [d[1] for d in docs if isinstance(d, tuple)]
+    # Reverse: every text in the layout's tokenization. Forward: texts and questions as the layout
+    # encodes a prompt (BOS kept), solutions plain — as build_forward_seq does.
+    head_ids = iter(layout.text_ids(tokenizer, heads, drop_bos=reverse))
+    sol_ids = iter(layout.text_ids(tokenizer, sols) if reverse else encode_many(tokenizer, sols))
     out: list[list[int]] = []
     for d in docs:
         if isinstance(d, tuple):
-            q, s = next(ids), next(ids)
+            q, s = next(head_ids), next(sol_ids)
             if not q or not s:
                 continue
-            if direction == "reverse":
-                out.append(build_reverse_ids(q, s, bos_token_id=bos).input_ids)
-            else:  # == build_forward_seq(tok, q, s).input_ids without a chat template
-                out.append(([bos] if bos is not None else []) + q + s)
+            if reverse:
+                out.append(build_reverse_ids(q, s, bos_token_id=layout.prefix_id).input_ids)
+            else:  # == build_forward_seq(tok, q, s, bos=bos).input_ids without a chat template
+                out.append(layout.prefix + q + s)
         else:
-            x = next(ids)
+            x = next(head_ids)
             if not x:
                 continue
-            out.append(reverse_document(x, bos_token_id=bos) if direction == "reverse"
-                       else ([bos] if bos is not None else []) + x)
+            out.append(layout.document(x) if reverse else layout.prefix + x)
     return out
 
 
@@ -220,12 +228,13 @@ def build_token_file(
     doc_split: str = "blank_line",
     max_docs: int = 0,
     chunk_docs: int = 1024,
+    bos: str = "auto",
 ) -> Path:
     """Tokenize one input into ``cache_dir/<fingerprint>/`` (reused when already built); returns it."""
     p = Path(path).resolve()
     st = p.stat()
     key = json.dumps([str(p), st.st_size, st.st_mtime_ns, tokenizer_fingerprint(tokenizer), direction,
-                      list(_fields(opts)), doc_split, max_docs])
+                      list(_fields(opts)), doc_split, max_docs] + ([] if bos == "auto" else [bos]))
     out = Path(cache_dir) / f"{p.stem}-{direction}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     if (out / "meta.json").exists():
         return out
@@ -239,7 +248,7 @@ def build_token_file(
 
         def flush() -> None:
             nonlocal n
-            for ids in documents_to_ids(tokenizer, buf, direction):
+            for ids in documents_to_ids(tokenizer, buf, direction, bos=bos):
                 starts.append(n)
                 np.asarray(ids, dtype=dtype).tofile(fbin)
                 n += len(ids)
@@ -365,7 +374,7 @@ def build_pretrain_data(cfg: Any, tokenizer: Any) -> PretrainData:
     for spec in cfg.inputs:
         path, w = parse_input_spec(spec)
         folder = build_token_file(path, tokenizer, cfg.direction, cache, cfg, doc_split=cfg.doc_split,
-                                  max_docs=cfg.max_docs_per_input)
+                                  max_docs=cfg.max_docs_per_input, bos=getattr(cfg, "bos", "auto"))
         blocks.append(PackedBlocks(TokenFile.open(folder), cfg.block_size))
         weights.append(w)
     return PretrainData(blocks, weights, seed=cfg.seed, doc_mask=cfg.doc_mask)
@@ -381,9 +390,10 @@ class Example:
 
 
 def build_pair_examples(
-    pairs: Iterable[tuple[str, str]], tokenizer: Any, direction: str, *, max_length: int | None
+    pairs: Iterable[tuple[str, str]], tokenizer: Any, direction: str, *, max_length: int | None,
+    bos: str = "auto",
 ) -> list[Example]:
-    """(question, solution) pairs → :class:`Example` s in the scorer's exact layouts.
+    """(question, solution) pairs → :class:`Example` s in the scorer's exact layouts (``bos``: the layout setting).
 
     Reverse: :func:`ledom_reason.reverse.build_reverse_ids` (question scored, solution truncated
     from the left to fit); forward: :func:`ledom_reason.scorers.forward.build_forward_seq`
@@ -392,13 +402,14 @@ def build_pair_examples(
     from ledom_reason.scorers.forward import build_forward_seq
 
     pairs = list(pairs)
+    layout = BosLayout.resolve(tokenizer, bos)
     out: list[Example] = []
     skipped = 0
     if direction == "reverse":
-        ids = encode_many(tokenizer, [t for p in pairs for t in p])
+        ids = layout.text_ids(tokenizer, [t for p in pairs for t in p])
         for i in range(len(pairs)):
             try:
-                r = build_reverse_ids(ids[2 * i], ids[2 * i + 1], bos_token_id=tokenizer.bos_token_id,
+                r = build_reverse_ids(ids[2 * i], ids[2 * i + 1], bos_token_id=layout.prefix_id,
                                       max_length=max_length)
             except ValueError:
                 skipped += 1
@@ -407,7 +418,7 @@ def build_pair_examples(
     elif direction == "forward":
         for q, s in pairs:
             try:
-                f = build_forward_seq(tokenizer, q, s, max_length=max_length)
+                f = build_forward_seq(tokenizer, q, s, max_length=max_length, bos=layout)
             except ValueError:
                 skipped += 1
                 continue

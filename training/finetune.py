@@ -72,7 +72,7 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         model, tokenizer = load_base(cfg)
         max_len = cfg.max_length or int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
         examples = build_pair_examples(read_pairs(cfg.inputs, cfg, cfg.max_examples), tokenizer, cfg.direction,
-                                       max_length=max_len)
+                                       max_length=max_len, bos=cfg.bos)
         if not examples:
             raise ValueError("`inputs`: no usable (question, solution) pairs")
         if info.is_main:

