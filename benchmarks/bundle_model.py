@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="/tmp/ledom_eval_smoke")
     ap.add_argument("--problems", type=int, default=50)
     ap.add_argument("--k", type=int, default=7, help="corrupted variants per problem (N = k + 1)")

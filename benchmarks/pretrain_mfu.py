@@ -191,7 +191,7 @@ def _cpu_name() -> str:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tiny", action="store_true", help="CPU smoke mode: a tiny model, no MFU")
     p.add_argument("--seq-len", type=int, default=None, help="default 1024 (GPU), 128 (--tiny)")
     p.add_argument("--vocab", type=int, default=None, help="vocabulary size (default 32768; 512 with --tiny)")

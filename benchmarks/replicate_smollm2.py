@@ -42,7 +42,7 @@ def sh(args: list[str], log: Path) -> None:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     p.add_argument("--work", default="runs/smollm2", help="working folder (candidates, scores; resumable)")
     p.add_argument("--limit", type=int, default=100, help="first K GSM8K test problems")
     p.add_argument("--n", type=int, default=4, help="samples per problem")

@@ -64,7 +64,7 @@ def fmt(x: float) -> str:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     p.add_argument("--work", required=True)
     p.add_argument("--out", default="benchmarks/results/replication")
     a = p.parse_args()

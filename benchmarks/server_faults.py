@@ -148,7 +148,7 @@ async def failover_scenario(model_dir: Path, pool, expected, args) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", type=int, default=16, help="concurrent RemoteScorer callers")
     p.add_argument("--kill-at", type=float, default=3.0, help="seconds of load before the kill")
     p.add_argument("--restart-delay", type=float, default=1.0, help="restart: seconds between kill and restart")

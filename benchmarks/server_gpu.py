@@ -154,7 +154,7 @@ def run_clients(url: str, requests: list[list[tuple[str, str]]], clients: int) -
 
 # ---------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tiny", action="store_true", help="tiny model, few pairs, CPU unless --device: a smoke run")
     p.add_argument("--shape", choices=sorted(SHAPES), default="2b")
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")

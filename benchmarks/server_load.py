@@ -220,7 +220,7 @@ def in_process_rate(scorer: Any, pool: list[tuple[str, str]], repeats: int = 3) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
     p.add_argument("--clients", type=int, default=64)
     p.add_argument("--max-pairs", type=int, default=8, help="pairs per request: uniform in 1..N")

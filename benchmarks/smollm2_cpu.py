@@ -51,7 +51,7 @@ def _versions() -> dict[str, str]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "smollm2_cpu.json"))
     p.add_argument("--max-new-tokens", type=int, default=160)
     a = p.parse_args()

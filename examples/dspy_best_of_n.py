@@ -48,7 +48,7 @@ def _lm(args: argparse.Namespace, answers: object) -> object:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     add_args(p)
     p.add_argument("--n", type=int, default=4, help="number of attempts N")
     args = p.parse_args()

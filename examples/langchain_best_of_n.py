@@ -27,7 +27,7 @@ FAKE_ANSWERS = [  # what a sampling chat model might say
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     add_args(p)
     p.add_argument("--n", type=int, default=4, help="number of samples N")
     args = p.parse_args()

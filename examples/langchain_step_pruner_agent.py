@@ -76,7 +76,7 @@ async def run_agent(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     add_args(p)
     p.add_argument("--method", choices=["beam", "dvts"], default="beam")
     asyncio.run(run_agent(p.parse_args()))

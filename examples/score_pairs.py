@@ -15,7 +15,7 @@ from ledom_reason import ReverseScorer, reverse_reward
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(allow_abbrev=False)
     p.add_argument("--model", default="ledom-tiny")
     args = p.parse_args()
     model = args.model

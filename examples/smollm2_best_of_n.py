@@ -49,7 +49,7 @@ def _token_counter() -> Any:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     add_args(p)
     p.add_argument("--n", type=int, default=4, help="number of samples N per problem")
     p.add_argument("--problems", type=int, default=2, help="first K GSM8K test problems")

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ledom_reason._version import __version__
 
@@ -33,14 +34,23 @@ class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
+class NoAbbrevParser(argparse.ArgumentParser):
+    """``ArgumentParser`` that refuses prefixes of options (``--max-step`` for ``--max-steps``): a typo
+    must be an error, never a silently different option. Sub-command parsers inherit the class."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = NoAbbrevParser(
         prog="ledom-reason",
         description="Reverse-language-model (LEDOM) verification of chain-of-thought.",
     )
     parser.add_argument("--version", action="version", version=f"ledom-reason {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # parser_class: NoAbbrevParser
     for name in COMMAND_MODULES:
         try:
             mod = importlib.import_module(f"ledom_reason.cli.{name}")
