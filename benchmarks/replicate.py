@@ -64,14 +64,15 @@ def stage_train(w: Path, s: dict, log: Path) -> None:
     d = data_dir()
     inputs = [str(d / "corpus/tinyshakespeare.txt"), f"{d / 'gsm8k/train.jsonl'}:3", str(w / "data/synth_train.jsonl")]
     pairs = [str(d / "gsm8k/train.jsonl"), str(w / "data/synth_train.jsonl")]
-    sh(["ledom_reason", "train", "tokenizer", "--inputs", *inputs, "--vocab_size", str(s["vocab"]), "--out_dir", str(w / "tokenizer")], log)
+    # --overwrite: rerunning the stage rebuilds its models (a training command refuses a used out_dir otherwise)
+    sh(["ledom_reason", "train", "tokenizer", "--inputs", *inputs, "--vocab_size", str(s["vocab"]), "--out_dir", str(w / "tokenizer"), "--overwrite"], log)
     for direction, name in (("reverse", "ledom-tiny"), ("forward", "ledom-tiny-forward")):
         sh(["ledom_reason", "train", "pretrain", "--config", "recipes/ledom-tiny/pretrain.yaml", "--inputs", *inputs,
             "--tokenizer", str(w / "tokenizer"), "--direction", direction, "--max_steps", str(s["pt_steps"]),
-            "--out_dir", str(w / f"pt-{direction}"), *s["extra"]], log)
+            "--out_dir", str(w / f"pt-{direction}"), "--overwrite", *s["extra"]], log)
         sh(["ledom_reason", "train", "finetune", "--config", "recipes/ledom-tiny/finetune.yaml", "--inputs", *pairs,
             "--model", str(w / f"pt-{direction}"), "--direction", direction, "--max_steps", str(s["ft_steps"]),
-            "--out_dir", str(w / name), *[x for x in s["extra"] if x.startswith(("--micro", "--save", "--compile"))]], log)
+            "--out_dir", str(w / name), "--overwrite", *[x for x in s["extra"] if x.startswith(("--micro", "--save", "--compile"))]], log)
 
 
 def stage_generate(w: Path, s: dict, log: Path) -> None:
@@ -127,7 +128,7 @@ STAGES = {"data": stage_data, "train": stage_train, "generate": stage_generate, 
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     p.add_argument("stage", choices=[*STAGES, "all"])
     p.add_argument("--scale", choices=list(SCALES), default="gpu")
     p.add_argument("--work", default="runs/replicate", help="working folder (models, candidates, scores)")

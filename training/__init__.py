@@ -18,7 +18,7 @@ _EXPORTS = {
     "PretrainConfig": "config",
     "FinetuneConfig": "config",
     "TokenizerConfig": "config",
-    "load_config": "config",
+    "load_config": "parser",
     "train_bpe_tokenizer": "tokenizer",
     "train_tokenizer": "tokenizer",
     "run_pretrain": "pretrain",

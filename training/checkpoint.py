@@ -1,7 +1,8 @@
 """Resumable checkpoints: model + optimizer + scheduler + RNG states + data position.
 
 Layout: ``<out_dir>/checkpoints/step_00000100/`` holding ``state.pt`` (full, unsharded model and
-optimizer state, scheduler, step, data position, config) and ``rng_rank<R>.pt`` per rank. A
+optimizer state, scheduler, step, data position), ``rng_rank<R>.pt`` per rank and ``meta.json``
+(step, process count and the run's config, which ``--resume`` checks against the new command). A
 checkpoint is written to a temporary folder and renamed into place, so a killed run never leaves
 a half-written one; only the newest ``keep`` are kept. State dicts go through
 ``torch.distributed.checkpoint.state_dict`` so the same code serves one process, DDP and FSDP2.
@@ -9,6 +10,7 @@ a half-written one; only the newest ``keep`` are kept. State dicts go through
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -24,6 +26,7 @@ from ledom_reason.training.distributed import DistInfo, barrier
 
 logger = logging.getLogger(__name__)
 PREFIX = "step_"
+META = "meta.json"
 
 
 def checkpoint_dir(out_dir: str | os.PathLike[str]) -> Path:
@@ -44,10 +47,7 @@ def resolve_resume(resume: str, out_dir: str | os.PathLike[str]) -> Path | None:
         return None
     if resume in ("latest", "auto", "true"):
         ckpts = list_checkpoints(out_dir)
-        if not ckpts:
-            logger.warning("resume=latest but %s has no checkpoint: starting from scratch", checkpoint_dir(out_dir))
-            return None
-        return ckpts[-1]
+        return ckpts[-1] if ckpts else None
     p = Path(resume)
     if not (p / "state.pt").exists():
         raise FileNotFoundError(f"`resume`: {p} is not a checkpoint folder (no state.pt)")
@@ -81,9 +81,13 @@ def save_checkpoint(
     info: DistInfo,
     *,
     extra: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
     keep: int = 2,
 ) -> Path:
-    """Save a checkpoint after optimizer step ``step`` (a collective call: every rank enters)."""
+    """Save a checkpoint after optimizer step ``step`` (a collective call: every rank enters).
+
+    ``config`` (the run's resolved config) goes to ``meta.json`` so that a resume can be checked.
+    """
     final = checkpoint_dir(out_dir) / f"{PREFIX}{step:08d}"
     tmp = final.with_name(final.name + ".tmp")
     model_sd, optim_sd = get_state_dict(module, optimizer, options=_FULL)  # collective under FSDP
@@ -95,6 +99,8 @@ def save_checkpoint(
     if info.is_main:
         torch.save({"step": step, "model": model_sd, "optimizer": optim_sd, "scheduler": scheduler.state_dict(),
                     "world_size": info.world_size, **(extra or {})}, tmp / "state.pt")
+        (tmp / META).write_text(json.dumps({"step": step, "world_size": info.world_size, "config": config or {}},
+                                           indent=2), encoding="utf-8")
     barrier(info)
     if info.is_main:
         shutil.rmtree(final, ignore_errors=True)

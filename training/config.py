@@ -1,39 +1,74 @@
-"""Training configs: dataclasses with help metadata, YAML loading and ``--key=value`` overrides.
+"""Training configs: dataclasses with help metadata and validation in ``__post_init__``.
 
 A run is described by one dataclass (:class:`PretrainConfig`, :class:`FinetuneConfig` or
-:class:`TokenizerConfig`). ``load_config(cls, yaml_path, overrides)`` reads a recipe
-(``recipes/*.yaml``) and applies command-line overrides on top, so recipes and flags parse into the
-same object; the resolved config is written to ``<out_dir>/config.json`` with every run.
+:class:`TokenizerConfig`). Every field becomes a command-line option through transformers'
+``HfArgumentParser`` (:mod:`ledom_reason.training.parser`: ``--config recipe.yaml`` plus options,
+the options winning); the resolved config is written to ``<out_dir>/train_config.json`` with every
+run. This module itself imports neither torch nor transformers.
 
 Example:
-    >>> from ledom_reason.training.config import PretrainConfig, apply_overrides
-    >>> cfg = apply_overrides(PretrainConfig(out_dir="/tmp/x"), ["--max_steps=10", "--direction=forward"])
+    >>> from ledom_reason.training.config import PretrainConfig
+    >>> cfg = PretrainConfig(inputs=["corpus.txt"], tokenizer="tok/", out_dir="/tmp/x", max_steps=10)
     >>> cfg.max_steps, cfg.direction
-    (10, 'forward')
+    (10, 'reverse')
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import json
 import os
-import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from ledom_reason.reverse import check_bos_setting
 
 Direction = Literal["reverse", "forward"]
 DIRECTIONS = ("reverse", "forward")
-C = TypeVar("C")
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A field with ``help`` metadata; extra keywords go to ``argparse.add_argument`` (HfArgumentParser)."""
     if isinstance(default, list | dict):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
+        return field(default_factory=functools.partial(copy.copy, default), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
+
+
+def check_field_types(obj: Any) -> None:
+    """Raise ``ValueError`` naming the field whose value does not fit its annotation.
+
+    Values from a YAML recipe reach the dataclass without argparse's conversion, so this catches
+    e.g. ``max_steps: 1.5`` or ``direction: sideways``. Two harmless YAML readings are normalised:
+    an ``int`` for a ``float`` field, and ``true``/``false`` (booleans) for a string choice field.
+    """
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        tp, v, name = hints[f.name], getattr(obj, f.name), f.name
+        origin = typing.get_origin(tp)
+        if origin is Literal:
+            choices = typing.get_args(tp)
+            if isinstance(v, bool) and str(v).lower() in choices:
+                setattr(obj, name, str(v).lower())
+            elif v not in choices:
+                raise ValueError(f"`{name}` must be one of {list(choices)}, got {v!r}")
+        elif origin is list:
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise ValueError(f"`{name}` must be a list of strings, got {v!r}")
+        elif tp is bool:
+            if not isinstance(v, bool):
+                raise ValueError(f"`{name}` must be true or false, got {v!r}")
+        elif tp is int:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"`{name}` must be an integer, got {v!r}")
+        elif tp is float:
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ValueError(f"`{name}` must be a number, got {v!r}")
+            setattr(obj, name, float(v))
+        elif tp is str and not isinstance(v, str):
+            raise ValueError(f"`{name}` must be a string, got {v!r}")
 
 
 @dataclass
@@ -67,7 +102,11 @@ class ModelShape:
 class TrainLoop:
     """Optimisation and run-control options shared by pretraining and fine-tuning."""
 
-    out_dir: str = _f("", "output folder: checkpoints/, log.jsonl, config.json and the final HF model")
+    out_dir: str = _f("", "output folder: checkpoints/, log.jsonl, train_config.json and the final HF model; "
+                      "a used folder is refused unless --overwrite or --resume")
+    overwrite: bool = _f(False, "delete a previous run in out_dir and start again")
+    resume: str = _f("", "continue the run in out_dir from its newest checkpoint (`--resume` = latest) "
+                     "or from this checkpoint folder", nargs="?", const="latest", metavar="latest|DIR")
     direction: Direction = _f("reverse", "reverse (LEDOM) or forward (the matched twin)")  # noqa: RUF009
     bos: str = _f("auto", "first token of each training input: auto (the tokenizer's BOS, if any), none, a token "
                   "such as '<s>', or tokenizer (its own special tokens); score with the same ScorerConfig.bos "
@@ -93,9 +132,9 @@ class TrainLoop:
     loss_chunk_tokens: int = _f(4096, "rows of logits computed at once by the chunked loss")
     distributed: Literal["auto", "ddp", "fsdp"] = _f("auto", "under torchrun: ddp (default) or fsdp (FSDP2)")
     log_every: int = _f(10, "log every N steps")
-    save_every: int = _f(0, "checkpoint every K steps (0 = only at the end)")
+    save_every: int = _f(0, "checkpoint every K steps and after the last one (0 = no checkpoints, "
+                         "only the final model)")
     keep_checkpoints: int = _f(2, "how many recent checkpoints to keep")
-    resume: str = _f("", "'latest' (newest checkpoint in out_dir) or a checkpoint folder")
     stop_after: int = _f(0, "end the process after this step without a final save, as if killed "
                           "(for resume tests)")
     peak_flops: float = _f(0.0, "peak FLOP/s per device for MFU; 0 = 989e12 on CUDA (H100 bf16), "
@@ -105,11 +144,12 @@ class TrainLoop:
 
 
 def _validate_loop(c: TrainLoop) -> None:
+    check_field_types(c)
     if not c.out_dir:
         raise ValueError("`out_dir` is required")
-    if c.direction not in DIRECTIONS:
-        raise ValueError(f"`direction` must be one of {DIRECTIONS}, got {c.direction!r}")
     check_bos_setting(c.bos, "bos")
+    if c.overwrite and c.resume:
+        raise ValueError("`overwrite` and `resume` exclude each other: --overwrite deletes the run --resume continues")
     for name in ("micro_batch_size", "grad_accum", "max_steps", "log_every", "loss_chunk_tokens"):
         if getattr(c, name) < 1:
             raise ValueError(f"`{name}` must be >= 1, got {getattr(c, name)}")
@@ -120,11 +160,6 @@ def _validate_loop(c: TrainLoop) -> None:
         raise ValueError(f"`lr` must be > 0, got {c.lr}")
     if not 0 <= c.min_lr_ratio <= 1:
         raise ValueError(f"`min_lr_ratio` must be in [0, 1], got {c.min_lr_ratio}")
-    for name, choices in (("dtype", ("auto", "bfloat16", "float32")), ("compile", ("auto", "true", "false")),
-                          ("loss_impl", ("auto", "chunked", "liger", "full")),
-                          ("distributed", ("auto", "ddp", "fsdp"))):
-        if str(getattr(c, name)) not in choices:
-            raise ValueError(f"`{name}` must be one of {choices}, got {getattr(c, name)!r}")
 
 
 @dataclass
@@ -159,8 +194,6 @@ class PretrainConfig(TrainLoop, ModelShape, DataFields):
             raise ValueError("`max_position_embeddings` must be >= `block_size`")
         if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
             raise ValueError("`num_heads` must divide `hidden_size` and `num_kv_heads` must divide `num_heads`")
-        if self.doc_split not in ("blank_line", "line", "file"):
-            raise ValueError(f"`doc_split` must be blank_line, line or file, got {self.doc_split!r}")
 
 
 @dataclass
@@ -207,140 +240,20 @@ class TokenizerConfig(DataFields):
     """Train a byte-level BPE tokenizer (BOS/EOS/PAD) on the training inputs."""
 
     inputs: list[str] = _f([], "text or JSONL files")  # noqa: RUF009
-    out_dir: str = _f("", "output tokenizer folder")
+    out_dir: str = _f("", "output tokenizer folder; a used folder is refused unless --overwrite")
+    overwrite: bool = _f(False, "replace a tokenizer already in out_dir")
     vocab_size: int = _f(8192, "vocabulary size (special tokens included)")
     max_chars: int = _f(0, "read at most N characters in all (0 = everything)")
     min_frequency: int = _f(2, "minimum pair frequency for a merge")
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not self.inputs:
             raise ValueError("`inputs` must list at least one file")
         if not self.out_dir:
             raise ValueError("`out_dir` is required")
         if self.vocab_size < 260:
             raise ValueError(f"`vocab_size` must be >= 260 (256 bytes + specials), got {self.vocab_size}")
-
-
-# ---------------------------------------------------------------------------------------- parsing
-def _coerce(tp: Any, raw: Any, name: str) -> Any:
-    """Convert a YAML value or a command-line string to the field type ``tp``."""
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        val = str(raw).lower() if isinstance(raw, bool) else raw
-        if val not in choices:
-            raise ValueError(f"`{name}` must be one of {choices}, got {raw!r}")
-        return val
-    if origin in (list, typing.List):  # noqa: UP006
-        (inner,) = typing.get_args(tp) or (str,)
-        items = raw if isinstance(raw, list) else [s for s in str(raw).split(",") if s]
-        return [_coerce(inner, x, name) for x in items]
-    if origin in (typing.Union, types.UnionType):
-        inner = next(a for a in typing.get_args(tp) if a is not type(None))
-        return None if raw in (None, "None", "none", "") else _coerce(inner, raw, name)
-    if tp is bool:
-        if isinstance(raw, bool):
-            return raw
-        s = str(raw).lower()
-        if s in ("1", "true", "yes", "on"):
-            return True
-        if s in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"`{name}` must be a boolean, got {raw!r}")
-    if tp in (int, float):
-        try:
-            v = tp(float(raw)) if tp is int and isinstance(raw, str) and "e" in raw.lower() else tp(raw)
-        except (TypeError, ValueError):
-            raise ValueError(f"`{name}` must be {tp.__name__}, got {raw!r}") from None
-        return v
-    return str(raw) if raw is not None else raw
-
-
-def _field_types(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-def config_from_dict(cls: type[C], values: dict[str, Any]) -> C:
-    """Build ``cls`` from a mapping, coercing types; unknown keys raise ``ValueError``."""
-    types_ = _field_types(cls)
-    unknown = sorted(set(values) - set(types_))
-    if unknown:
-        raise ValueError(f"unknown config key(s) {unknown} for {cls.__name__}")
-    return cls(**{k: _coerce(types_[k], v, k) for k, v in values.items()})
-
-
-def parse_overrides(cls: type, overrides: list[str]) -> dict[str, Any]:
-    """Parse ``--key=value`` / ``--key value`` / ``--flag`` tokens (dashes or underscores)."""
-    types_ = _field_types(cls)
-    out: dict[str, Any] = {}
-    i = 0
-    while i < len(overrides):
-        tok = overrides[i]
-        if not tok.startswith("--"):
-            raise ValueError(f"override {tok!r} must look like --key=value")
-        key, eq, val = tok[2:].partition("=")
-        key = key.replace("-", "_")
-        if key not in types_:
-            raise ValueError(f"unknown option --{key} for {cls.__name__}")
-        if not eq:
-            nxt = overrides[i + 1] if i + 1 < len(overrides) else None
-            if types_[key] is bool and (nxt is None or nxt.startswith("--")):
-                val = "true"
-            elif nxt is None:
-                raise ValueError(f"--{key} needs a value")
-            else:
-                val, i = nxt, i + 1
-        out[key] = val
-        i += 1
-    return out
-
-
-def apply_overrides(cfg: C, overrides: list[str]) -> C:
-    """Return a copy of ``cfg`` with ``--key=value`` overrides applied (and re-validated)."""
-    values = dataclasses.asdict(cfg)  # type: ignore[call-overload]
-    values.update(parse_overrides(type(cfg), overrides))
-    return config_from_dict(type(cfg), values)
-
-
-def read_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The raw key/value mapping of a YAML (or ``.json``) recipe."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"config file not found: {p}")
-    text = p.read_text(encoding="utf-8")
-    if p.suffix == ".json":
-        values = json.loads(text)
-    else:
-        from ledom_reason._optional import require
-
-        values = require("yaml", "train").safe_load(text) or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{p}: expected a mapping of config keys")
-    return values
-
-
-def load_config(cls: type[C], path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None,
-                values: dict[str, Any] | None = None) -> C:
-    """Load ``cls`` from a YAML (or JSON) recipe, then apply ``values`` and ``--key=value`` overrides.
-
-    Raises:
-        ValueError: unknown keys, bad values, or a config that fails validation.
-        FileNotFoundError: ``path`` does not exist.
-    """
-    merged: dict[str, Any] = read_recipe(path) if path else {}
-    merged.update(values or {})
-    merged.update(parse_overrides(cls, overrides or []))
-    return config_from_dict(cls, merged)
-
-
-def config_help(cls: type) -> str:
-    """One line per field: name, type, default and help (for ``--help``)."""
-    lines = []
-    for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        lines.append(f"  --{f.name}={default!r}: {f.metadata.get('help', '')}")
-    return "\n".join(lines)
 
 
 def save_config(cfg: Any, path: str | os.PathLike[str]) -> None:

@@ -9,9 +9,13 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
+
+if TYPE_CHECKING:
+    from ledom_reason.training.loss import LossModule
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +79,7 @@ def cleanup(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(module: torch.nn.Module, info: DistInfo, device: torch.device, mode: str) -> torch.nn.Module:
+def wrap_model(module: LossModule, info: DistInfo, device: torch.device, mode: str) -> torch.nn.Module:
     """Wrap the loss module for data parallelism.
 
     Args:
@@ -90,8 +94,9 @@ def wrap_model(module: torch.nn.Module, info: DistInfo, device: torch.device, mo
     if mode == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
-        base = module.model.get_base_model() if hasattr(module.model, "get_base_model") else module.model
-        for layer in base.get_decoder().layers:
+        from ledom_reason.training.model import base_model
+
+        for layer in base_model(module.model).get_decoder().layers:
             fully_shard(layer)
         fully_shard(module)
         return module

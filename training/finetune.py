@@ -7,20 +7,19 @@ input = ``build_forward_seq(tok, q, s)``, loss only on the solution tokens. Full
 (peft); with ``lora_merge`` (default) the adapters are merged and ``<out_dir>`` is a plain Hugging
 Face folder that ``ReverseScorer.from_pretrained`` loads.
 
-CLI: ``ledom-reason train finetune --config recipes/tiny_finetune.yaml --model DIR --out_dir OUT``.
+CLI: ``ledom-reason train finetune --config recipes/tiny_finetune.yaml --model DIR --out_dir OUT``. A
+used ``out_dir`` is refused unless ``--overwrite`` or ``--resume`` (:mod:`ledom_reason.training.rundir`).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ledom_reason.training.config import FinetuneConfig, config_help, load_config, save_config
+from ledom_reason.training.config import FinetuneConfig
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +62,15 @@ def apply_lora(model: Any, cfg: FinetuneConfig) -> Any:
 def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     """Fine-tune; returns ``{"out_dir", "losses", "stopped_early", "num_examples"}``."""
     from ledom_reason.training.data import ShuffledStream, build_pair_examples, collate_examples, read_pairs
-    from ledom_reason.training.distributed import cleanup, init_distributed
+    from ledom_reason.training.distributed import barrier, cleanup, init_distributed
+    from ledom_reason.training.rundir import begin_run, plan_run
     from ledom_reason.training.trainer import train
 
     info = init_distributed(cfg.device)
     try:
-        out = Path(cfg.out_dir)
+        plan = plan_run(cfg)  # every process checks before any writes
+        barrier(info)
+        out = plan.out_dir
         model, tokenizer = load_base(cfg)
         max_len = cfg.max_length or int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
         examples = build_pair_examples(read_pairs(cfg.inputs, cfg, cfg.max_examples), tokenizer, cfg.direction,
@@ -76,8 +78,7 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         if not examples:
             raise ValueError("`inputs`: no usable (question, solution) pairs")
         if info.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, out / "train_config.json")
+            begin_run(plan, cfg)
             logger.info("%d examples (%s direction)", len(examples), cfg.direction)
         stream = ShuffledStream([len(examples)], seed=cfg.seed)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
@@ -101,7 +102,7 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
             tokenizer.save_pretrained(out)
             logger.info("fine-tuned model saved to %s", out)
 
-        res = train(cfg, model, batches, info, save_final=save_final)
+        res = train(cfg, model, batches, info, resume_from=plan.resume_from, save_final=save_final)
         return {"out_dir": out, "losses": res.losses, "stopped_early": res.stopped_early,
                 "num_examples": len(examples)}
     finally:
@@ -113,25 +114,18 @@ def finetune(cfg: FinetuneConfig) -> Path:
     return run_finetune(cfg)["out_dir"]
 
 
-def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="ledom-reason train finetune",
-        description="Fine-tune a reverse model into a verifier. Options (--key=value) override the recipe:\n"
-        + config_help(FinetuneConfig),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--config", help="YAML recipe (recipes/*.yaml)")
-    return p
+def make_parser() -> Any:
+    """The ``python -m ledom_reason.training.finetune`` parser (:class:`~ledom_reason.training.parser.RecipeParser`)."""
+    from ledom_reason.training.parser import RecipeParser
+
+    return RecipeParser(FinetuneConfig, prog="python -m ledom_reason.training.finetune",
+                        description="Fine-tune a reverse model into a verifier; options override the recipe.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args, rest = make_parser().parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = load_config(FinetuneConfig, args.config, rest)
-    out = finetune(cfg)
-    if os.environ.get("RANK", "0") == "0":
-        sys.stdout.write(f"model saved to {out}\n")
-    return 0
+    from ledom_reason.training.parser import run_main
+
+    return run_main(make_parser(), finetune, argv)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """Run metrics: one JSON line per log step in ``<out_dir>/log.jsonl`` plus a readable line on stdout.
 
-A tqdm bar is shown when stderr is a terminal. TensorBoard and W&B are used only when asked for
+One log per run: a fresh run (``start_step=0``) starts a new file; a resumed run keeps the rows up to
+its checkpoint's step and drops the later ones (written after the checkpoint by the killed
+process, possibly half a line), so the resumed log reads as one uninterrupted run. A tqdm bar is
+shown when stderr is a terminal. TensorBoard and W&B are used only when asked for
 *and* installed (a warning otherwise); nothing else is required.
 """
 
@@ -31,7 +34,10 @@ class MetricsLogger:
         if not enabled:
             return
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        self._file = open(Path(out_dir) / "log.jsonl", "a", encoding="utf-8")
+        path = Path(out_dir) / "log.jsonl"
+        if start_step:
+            truncate_log(path, start_step)
+        self._file = open(path, "a" if start_step else "w", encoding="utf-8")
         if sys.stderr.isatty():
             from tqdm.auto import tqdm
 
@@ -40,7 +46,7 @@ class MetricsLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(str(Path(out_dir) / "tb"))
+                self._tb = SummaryWriter(str(Path(out_dir) / "tb"), purge_step=start_step or None)
             except ImportError:
                 logger.warning("tensorboard is not installed: TensorBoard logging is off")
         if wandb_project:
@@ -80,6 +86,24 @@ class MetricsLogger:
                 obj.close()
         if self._wandb is not None:
             self._wandb.finish()
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Keep the rows of ``path`` with ``row["step"] <= step`` (and no torn last line), atomically."""
+    if not path.exists():
+        return
+    from ledom_reason.io import atomic_open
+
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by the kill
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            kept.append(line + "\n")
+    with atomic_open(path) as f:
+        f.writelines(kept)
 
 
 def _fmt(k: str, v: Any) -> str:

@@ -22,10 +22,15 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
+
+from ledom_reason.training.model import base_model
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 logger = logging.getLogger(__name__)
 IGNORE = -100
@@ -80,7 +85,7 @@ def liger_available() -> bool:
     return importlib.util.find_spec("liger_kernel") is not None
 
 
-def resolve_loss_impl(impl: str, device: torch.device, model: torch.nn.Module) -> str:
+def resolve_loss_impl(impl: str, device: torch.device, model: PreTrainedModel) -> str:
     """``auto`` → ``liger`` on CUDA when installed, else ``chunked``; heads with bias/softcap → ``full``."""
     head = model.get_output_embeddings()
     special = getattr(head, "bias", None) is not None or getattr(model.config, "final_logit_softcapping", None)
@@ -92,12 +97,6 @@ def resolve_loss_impl(impl: str, device: torch.device, model: torch.nn.Module) -
     if impl == "liger" and not liger_available():
         raise ImportError("`loss_impl='liger'` needs liger-kernel: pip install liger-kernel")
     return impl
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The underlying ``PreTrainedModel`` (through a peft wrapper)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
 
 
 class LossModule(torch.nn.Module):
@@ -125,7 +124,7 @@ class LossModule(torch.nn.Module):
             loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), t, ignore_index=IGNORE,
                                    reduction="sum")
             return loss, n
-        base = _unwrap(self.model)
+        base = base_model(self.model)
         hidden = base.get_decoder()(input_ids=input_ids, position_ids=position_ids,
                                     use_cache=False).last_hidden_state  # (B, T, d)
         weight = base.get_output_embeddings().weight  # (V, d)

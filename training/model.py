@@ -12,11 +12,20 @@ Example:
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
 logger = logging.getLogger(__name__)
+
+
+def base_model(model: torch.nn.Module) -> PreTrainedModel:
+    """The underlying ``transformers`` model (through a peft wrapper, if any)."""
+    get_base = getattr(model, "get_base_model", None)
+    return cast("PreTrainedModel", get_base() if callable(get_base) else model)
 
 
 def default_intermediate_size(hidden_size: int) -> int:
@@ -52,7 +61,7 @@ def make_model_config(shape: Any, tokenizer: Any) -> Any:
     )
 
 
-def build_model(shape: Any, tokenizer: Any, *, seed: int = 0, attn_implementation: str = "sdpa") -> torch.nn.Module:
+def build_model(shape: Any, tokenizer: Any, *, seed: int = 0, attn_implementation: str = "sdpa") -> PreTrainedModel:
     """Random-init causal LM (fp32 weights; autocast supplies bf16 on GPU)."""
     from transformers import AutoModelForCausalLM
 
@@ -63,7 +72,7 @@ def build_model(shape: Any, tokenizer: Any, *, seed: int = 0, attn_implementatio
     return model
 
 
-def count_params(model: torch.nn.Module) -> dict[str, int]:
+def count_params(model: PreTrainedModel) -> dict[str, int]:
     """``total`` (unique tensors) and ``flops`` parameters (all but the input embedding; LM head included)."""
     seen: set[int] = set()
     total = 0
@@ -71,7 +80,7 @@ def count_params(model: torch.nn.Module) -> dict[str, int]:
         if id(p) not in seen:
             seen.add(id(p))
             total += p.numel()
-    emb = model.get_input_embeddings().weight
+    emb = cast(torch.Tensor, model.get_input_embeddings().weight)
     head = model.get_output_embeddings()
     tied = head is not None and head.weight is emb
     return {"total": total, "flops": total if tied else total - emb.numel()}
@@ -82,7 +91,7 @@ def flops_per_token(*, n_params: int, num_layers: int, num_heads: int, head_dim:
     return 6 * n_params + 12 * num_layers * num_heads * head_dim * seq_len
 
 
-def model_flops_per_token(model: torch.nn.Module, seq_len: int) -> int:
+def model_flops_per_token(model: PreTrainedModel, seq_len: int) -> int:
     """:func:`flops_per_token` for a ``transformers`` causal LM at sequence length ``seq_len``."""
     c = model.config
     head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads

@@ -1,8 +1,9 @@
 """Pretrain a reverse (LEDOM) or forward causal LM from scratch.
 
-CLI: ``ledom-reason train pretrain --config recipes/tiny_pretrain.yaml [--key=value …] [--direction forward]``
+CLI: ``ledom-reason train pretrain --config recipes/tiny_pretrain.yaml [--key value …] [--direction forward]``
 or ``python -m ledom_reason.training.pretrain …``; multi-GPU / multi-process:
-``torchrun --nproc_per_node N -m ledom_reason.training.pretrain --config …``.
+``torchrun --nproc_per_node N -m ledom_reason.training.pretrain --config …``. A used ``out_dir`` is
+refused unless ``--overwrite`` or ``--resume`` (:mod:`ledom_reason.training.rundir`).
 
 Output: ``<out_dir>/`` is a Hugging Face folder (``config.json``, weights, tokenizer) that
 ``ReverseScorer.from_pretrained`` and ``AutoModelForCausalLM.from_pretrained`` load, plus
@@ -11,15 +12,13 @@ Output: ``<out_dir>/`` is a Hugging Face folder (``config.json``, weights, token
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ledom_reason.training.config import PretrainConfig, config_help, load_config, save_config
+from ledom_reason.training.config import PretrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -45,16 +44,18 @@ def run_pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     from ledom_reason.training.data import build_pretrain_data
     from ledom_reason.training.distributed import barrier, cleanup, init_distributed
     from ledom_reason.training.model import build_model, count_params, model_flops_per_token
+    from ledom_reason.training.rundir import begin_run, plan_run
     from ledom_reason.training.tokenizer import load_tokenizer
     from ledom_reason.training.trainer import train
 
     info = init_distributed(cfg.device)
     try:
-        out = Path(cfg.out_dir)
+        plan = plan_run(cfg)  # every process checks before any writes
+        barrier(info)
+        out = plan.out_dir
         tokenizer = load_tokenizer(cfg.tokenizer)
         if info.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, out / "train_config.json")
+            begin_run(plan, cfg)
             data = build_pretrain_data(cfg, tokenizer)  # tokenizes once; other ranks reuse the cache
         barrier(info)
         if not info.is_main:
@@ -71,32 +72,26 @@ def run_pretrain(cfg: PretrainConfig) -> dict[str, Any]:
             logger.info("final model saved to %s", out)
 
         res = train(cfg, model, make_batch_fn(data, cfg, info.rank, info.world_size), info,
-                    flops_per_token=model_flops_per_token(model, cfg.block_size), save_final=save_final)
+                    resume_from=plan.resume_from, flops_per_token=model_flops_per_token(model, cfg.block_size),
+                    save_final=save_final)
         return {"out_dir": out, "losses": res.losses, "stopped_early": res.stopped_early,
                 "n_params": n_params["total"]}
     finally:
         cleanup(info)
 
 
-def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="ledom-reason train pretrain",
-        description="Pretrain a reverse (or forward) LM from scratch. Options (--key=value) override the recipe:\n"
-        + config_help(PretrainConfig),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--config", help="YAML recipe (recipes/*.yaml)")
-    return p
+def make_parser() -> Any:
+    """The ``python -m ledom_reason.training.pretrain`` parser (:class:`~ledom_reason.training.parser.RecipeParser`)."""
+    from ledom_reason.training.parser import RecipeParser
+
+    return RecipeParser(PretrainConfig, prog="python -m ledom_reason.training.pretrain",
+                        description="Pretrain a reverse (or forward) LM from scratch; options override the recipe.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args, rest = make_parser().parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = load_config(PretrainConfig, args.config, rest)
-    out = pretrain(cfg)
-    if os.environ.get("RANK", "0") == "0":
-        sys.stdout.write(f"model saved to {out}\n")
-    return 0
+    from ledom_reason.training.parser import run_main
+
+    return run_main(make_parser(), pretrain, argv)
 
 
 if __name__ == "__main__":

@@ -63,14 +63,17 @@ def _limited(texts: Iterable[str], max_chars: int) -> Iterator[str]:
 def train_tokenizer(cfg: TokenizerConfig) -> Path:
     """Train a tokenizer on ``cfg.inputs`` and save it to ``cfg.out_dir``; returns the folder.
 
-    Pair rows contribute both their question and their solution text.
+    Pair rows contribute both their question and their solution text. A used ``out_dir`` is refused
+    before any work unless ``cfg.overwrite`` (:func:`ledom_reason.training.rundir.plan_run`).
     """
     from ledom_reason.training.data import iter_input_texts
+    from ledom_reason.training.rundir import begin_run, plan_run
 
+    plan = plan_run(cfg, what="a tokenizer")
     texts = _limited(iter_input_texts(cfg.inputs, cfg), cfg.max_chars)
     tok = train_bpe_tokenizer(texts, cfg.vocab_size, min_frequency=cfg.min_frequency)
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = plan.out_dir
+    begin_run(plan, cfg)
     tok.save_pretrained(out)
     logger.info("tokenizer with %d tokens saved to %s", len(tok), out)
     return out

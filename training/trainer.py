@@ -1,9 +1,9 @@
 """The optimisation loop shared by pretraining and fine-tuning (nanoGPT-style, one readable function).
 
 Device and dtype are decided once; bf16 autocast on CUDA, fp32 on CPU. AdamW (no decay on norms
-and biases), linear warmup then cosine decay to ``min_lr_ratio · lr``, gradient accumulation
-(DDP gradient sync only on the last micro-batch), gradient clipping, optional ``torch.compile``
-of the decoder and activation checkpointing. The batches of optimizer step ``s`` are a pure
+and biases), linear warmup then cosine decay to ``min_lr_ratio · lr`` (transformers' scheduler),
+gradient accumulation (DDP gradient sync only on the last micro-batch), gradient clipping,
+optional ``torch.compile`` of the decoder and activation checkpointing. The batches of optimizer step ``s`` are a pure
 function of ``s`` (see :mod:`ledom_reason.training.data`), so the data position is the step
 number and ``resume`` reproduces an uninterrupted run.
 """
@@ -18,14 +18,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
-from ledom_reason.training.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
+from ledom_reason.training.checkpoint import load_checkpoint, save_checkpoint
 from ledom_reason.training.distributed import DistInfo, all_reduce_sum, resolve_device, wrap_model
 from ledom_reason.training.logs import MetricsLogger
 from ledom_reason.training.loss import LossModule, resolve_loss_impl
+from ledom_reason.training.model import base_model
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +48,17 @@ class TrainResult:
     model: torch.nn.Module | None = None  # the trained (unwrapped) model
 
 
-def cosine_lr_lambda(warmup: int, total: int, min_ratio: float) -> Callable[[int], float]:
-    """Multiplier of the peak LR at scheduler step ``s``: linear warmup, then cosine to ``min_ratio``."""
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: Any) -> torch.optim.lr_scheduler.LambdaLR:
+    """transformers' cosine schedule with warmup and a floor (``get_scheduler("cosine_warmup_with_min_lr")``).
 
-    def f(s: int) -> float:
-        if warmup and s < warmup:
-            return (s + 1) / warmup
-        progress = min(1.0, (s - warmup) / max(1, total - warmup))
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    Optimizer step ``s`` (0-based) runs at ``lr · m(s)``: ``m(s) = (s + 1) / W`` during the ``W``
+    warmup steps, then ``r + (1 − r) · ½ (1 + cos(π (s − W + 1) / (T − W)))`` with
+    ``r = min_lr_ratio``, so the last step (``s = T − 1``) runs at exactly ``r · lr``.
+    """
+    from transformers import get_cosine_with_min_lr_schedule_with_warmup_lr_rate
 
-    return f
+    return get_cosine_with_min_lr_schedule_with_warmup_lr_rate(
+        optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.max_steps, min_lr_rate=cfg.min_lr_ratio)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: Any, device: torch.device) -> torch.optim.Optimizer:
@@ -77,7 +80,7 @@ def _prepare(model: torch.nn.Module, cfg: Any, device: torch.device) -> None:
     model.to(device)
     model.train()
     if cfg.activation_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        base_model(model).gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     use_compile = cfg.compile == "true" or (cfg.compile == "auto" and device.type == "cuda")
     if use_compile:
         compile_decoder_layers(model)
@@ -86,10 +89,10 @@ def _prepare(model: torch.nn.Module, cfg: Any, device: torch.device) -> None:
 def compile_decoder_layers(model: torch.nn.Module) -> None:
     """``torch.compile`` each decoder layer in place (regional compilation: identical layers share one
     compiled graph, so compile time does not grow with depth; ``state_dict`` keys are unchanged)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    for layer in base.get_decoder().layers:
+    layers = base_model(model).get_decoder().layers
+    for layer in layers:
         layer.compile()
-    logger.info("torch.compile: %d decoder layers compiled", len(base.get_decoder().layers))
+    logger.info("torch.compile: %d decoder layers compiled", len(layers))
 
 
 def train(
@@ -98,35 +101,38 @@ def train(
     batches: BatchFn,
     info: DistInfo,
     *,
+    resume_from: Path | None = None,
     flops_per_token: int = 0,
     save_final: Callable[[torch.nn.Module], None] | None = None,
 ) -> TrainResult:
-    """Run ``cfg.max_steps`` optimizer steps (from a checkpoint when ``cfg.resume`` says so).
+    """Run optimizer steps up to ``cfg.max_steps``, from ``resume_from`` when given.
+
+    With ``cfg.save_every`` a checkpoint is written every ``save_every`` steps and after the last
+    one (after ``save_final``), so a finished run can later be extended with a larger ``max_steps``.
 
     Args:
         cfg: A :class:`PretrainConfig` or :class:`FinetuneConfig`.
         model: The causal LM (plain ``transformers`` model or a peft wrapper), on CPU.
         batches: ``step -> micro-batches`` for this rank (``cfg.grad_accum`` of them).
         info: Distributed placement.
+        resume_from: A checkpoint folder that :func:`ledom_reason.training.rundir.plan_run` accepted.
         flops_per_token: Training FLOPs per token for MFU (0 = do not report MFU).
         save_final: Called on the main process with the unwrapped model after the last step.
     """
     device = resolve_device(cfg.device, info)
     amp_dtype = resolve_dtype(cfg.dtype, device)
     _prepare(model, cfg, device)
-    impl = resolve_loss_impl(cfg.loss_impl, device, model)
+    impl = resolve_loss_impl(cfg.loss_impl, device, base_model(model))
     module = wrap_model(LossModule(model, impl, cfg.loss_chunk_tokens), info, device, cfg.distributed)
     optimizer = make_optimizer(module, cfg, device)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, cosine_lr_lambda(cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio))
+    scheduler = make_scheduler(optimizer, cfg)
     start = 0
-    ckpt = resolve_resume(cfg.resume, cfg.out_dir)
-    if ckpt is not None:
-        start = int(load_checkpoint(ckpt, module, optimizer, scheduler, info)["step"])
+    if resume_from is not None:
+        start = int(load_checkpoint(resume_from, module, optimizer, scheduler, info)["step"])
     peak = cfg.peak_flops or (H100_BF16_PEAK if device.type == "cuda" else 0.0)
+    run_config = dataclasses.asdict(cfg)
     log = MetricsLogger(cfg.out_dir, enabled=info.is_main, total_steps=cfg.max_steps, start_step=start,
-                        tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project,
-                        config=dataclasses.asdict(cfg))
+                        tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project, config=run_config)
     logger.info("training on %s (%s autocast), loss=%s, steps %d..%d", device, amp_dtype, impl, start, cfg.max_steps)
     autocast = (torch.autocast(device.type, dtype=amp_dtype) if amp_dtype != torch.float32
                 else contextlib.nullcontext())
@@ -139,7 +145,7 @@ def train(
             stats = torch.zeros(2, dtype=torch.float64, device=device)  # (loss sum, targets)
             for i, b in enumerate(micro):
                 sync = i == len(micro) - 1 or not info.enabled or cfg.distributed == "fsdp"
-                ctx = contextlib.nullcontext() if sync else module.no_sync()
+                ctx = contextlib.nullcontext() if sync else cast(DistributedDataParallel, module).no_sync()
                 with ctx:
                     with autocast:
                         loss_sum, n = module(b["input_ids"], b["targets"], b.get("position_ids"))
@@ -176,14 +182,17 @@ def train(
                 log.log(row)
                 t0, tokens_since = time.perf_counter(), 0
             if cfg.save_every and done % cfg.save_every == 0 and done < cfg.max_steps:
-                save_checkpoint(cfg.out_dir, done, module, optimizer, scheduler, info,
-                                extra={"data_position": done}, keep=cfg.keep_checkpoints)
+                save_checkpoint(cfg.out_dir, done, module, optimizer, scheduler, info, extra={"data_position": done},
+                                config=run_config, keep=cfg.keep_checkpoints)
             if cfg.stop_after and done >= cfg.stop_after and done < cfg.max_steps:
                 logger.warning("stop_after=%d reached: stopping without a final save", cfg.stop_after)
                 result.stopped_early = True
                 return result
         if save_final is not None:
             _finalize(module, model, info, save_final)
+        if cfg.save_every and result.steps_done == cfg.max_steps:
+            save_checkpoint(cfg.out_dir, cfg.max_steps, module, optimizer, scheduler, info,
+                            extra={"data_position": cfg.max_steps}, config=run_config, keep=cfg.keep_checkpoints)
         result.model = model
         return result
     finally:
@@ -193,7 +202,7 @@ def train(
 def _finalize(module: torch.nn.Module, model: torch.nn.Module, info: DistInfo,
               save_final: Callable[[torch.nn.Module], None]) -> None:
     """Call ``save_final`` on the main process with a model holding the full weights."""
-    if info.enabled and not isinstance(module, torch.nn.parallel.DistributedDataParallel):
+    if info.enabled and not isinstance(module, DistributedDataParallel):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
         sd = get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))

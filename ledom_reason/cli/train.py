@@ -1,15 +1,15 @@
-"""``ledom-reason train {tokenizer,pretrain,finetune}``: each takes ``--config recipe.yaml`` plus overrides.
+"""``ledom-reason train {tokenizer,pretrain,finetune}``: each takes ``--config recipe.yaml`` plus options.
 
-Every config field is also an option (``--max_steps 50``, ``--max-steps=50``, ``--direction forward``);
-options override the recipe. Under ``torchrun`` the same command runs data-parallel.
+Every config field is also an option (``--max_steps 50``, ``--max-steps=50``, ``--inputs a.txt b.txt``,
+``--direction forward``); options override the recipe, prefixes of options are refused. A used
+``out_dir`` is refused unless ``--overwrite`` (delete the old run) or ``--resume`` (continue it).
+Under ``torchrun`` the same command runs data-parallel.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import logging
-import typing
+from collections.abc import Sequence
 from typing import Any
 
 _COMMANDS = {
@@ -19,49 +19,46 @@ _COMMANDS = {
 }
 
 
-def add_config_args(p: argparse.ArgumentParser, cls: type) -> None:
-    """One option per dataclass field (default suppressed, so only given options override)."""
-    hints = typing.get_type_hints(cls)
-    g = p.add_argument_group("config fields (override the recipe)")
-    for f in dataclasses.fields(cls):
-        flags = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
-        kw: dict[str, Any] = {"dest": f"cfg__{f.name}", "default": argparse.SUPPRESS,
-                              "help": f.metadata.get("help", ""), "metavar": f.name.upper()}
-        tp = hints[f.name]
-        if tp is bool:
-            kw.update(nargs="?", const="true", metavar="BOOL")
-        elif f.name == "resume":
-            kw.update(nargs="?", const="latest", metavar="latest|DIR")
-        elif typing.get_origin(tp) is list:
-            kw.update(nargs="+", metavar="VALUE")
-        g.add_argument(*flags, **kw)
+class _LazyConfigParser(argparse.ArgumentParser):
+    """Stands in for the command's ``RecipeParser`` until the command is parsed.
 
+    The real parser is built from the config dataclass by transformers' ``HfArgumentParser``, and
+    importing transformers takes about a second: ``ledom-reason --help`` and the other commands
+    should not pay for it.
+    """
 
-def collect_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {k.removeprefix("cfg__"): v for k, v in vars(args).items() if k.startswith("cfg__")}
+    def __init__(self, *, config_cls: str = "", **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(**kwargs)
+        self._config_cls = config_cls
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        from ledom_reason.training import config as cfgmod
+        from ledom_reason.training.parser import RecipeParser
+
+        real = RecipeParser(getattr(cfgmod, self._config_cls), prog=self.prog, description=self.description)
+        real.set_defaults(func=run, _train_cls=self._config_cls)
+        return real.parse_known_args(args, namespace)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ledom_reason.training import config as cfgmod
-
     p = sub.add_parser("train", help="train a tokenizer, pretrain or fine-tune a reverse (or forward) model",
                        description="Training commands; run `ledom-reason train COMMAND --help` for the options.")
-    tsub = p.add_subparsers(dest="train_command", metavar="COMMAND")
+    tsub = p.add_subparsers(dest="train_command", metavar="COMMAND", parser_class=_LazyConfigParser)
     for name, (cls_name, help_) in _COMMANDS.items():
-        cls = getattr(cfgmod, cls_name)
-        sp = tsub.add_parser(name, help=help_, description=help_)
-        sp.add_argument("--config", help="YAML recipe (see recipes/); options below override it")
-        add_config_args(sp, cls)
-        sp.set_defaults(func=run, _train_cls=cls_name)
+        tsub.add_parser(name, help=help_, description=help_, config_cls=cls_name)
     p.set_defaults(func=lambda _args: p.print_help() or 2)
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     from ledom_reason.training import config as cfgmod
+    from ledom_reason.training.parser import config_from_namespace
 
     logging.getLogger("ledom_reason.training").setLevel(logging.INFO)
-    cls = getattr(cfgmod, args._train_cls)
-    cfg = cfgmod.load_config(cls, args.config, values=collect_overrides(args))
+    cfg = config_from_namespace(getattr(cfgmod, args._train_cls), args)
     if args.train_command == "tokenizer":
         from ledom_reason.training.tokenizer import train_tokenizer
 
