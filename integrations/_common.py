@@ -51,6 +51,21 @@ class Shared:
         return f"Shared({self.obj!r})"
 
 
+def event_data(ev: Any) -> dict[str, Any]:
+    """A core :class:`~ledom_reason.search.SearchEvent` as a custom event's data: ``{"kind", "depth", **data}``."""
+    return {"kind": ev.kind, "depth": ev.depth, **ev.data}
+
+
+def pool_chains(result: Any, delimiter: str) -> list[dict[str, Any]]:
+    """The final pool of a core step search, best first: ``{"text", "answer", "reward", "finished"}`` each."""
+    def key(i: int) -> float:
+        r = result.trace[i].reward
+        return -(r if r is not None else float("-inf"))
+    return [{"text": delimiter.join(result.chain_of(i)), "answer": result.trace[i].answer,
+             "reward": result.trace[i].reward, "finished": result.trace[i].status == "finished"}
+            for i in sorted(result.candidates, key=key)]
+
+
 def preview(text: str, width: int = 60) -> str:
     """One-line preview of ``text`` for error messages."""
     flat = " ".join(text.split())

@@ -9,11 +9,12 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, convert_to_messages
+from langchain_core.prompt_values import ChatPromptValue, PromptValue, StringPromptValue
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSequence
 from langchain_core.runnables.config import get_executor_for_config
 from pydantic import BaseModel, ConfigDict
@@ -21,6 +22,11 @@ from pydantic import BaseModel, ConfigDict
 from ledom_reason.integrations._common import gather_all, text_of
 
 _MODEL_CONFIG = ConfigDict(extra="forbid", arbitrary_types_allowed=True, protected_namespaces=())
+
+QuestionRule = Literal["last_human", "first_human", "all_human"] | Callable[[Sequence[BaseMessage]], str]
+"""Which text of a conversation is the question: the last / first human message, all of them joined, or a
+callable ``messages -> str``."""
+QUESTION_RULES = ("last_human", "first_human", "all_human")
 
 
 def parse_verifier_input(value: Any) -> tuple[str, list[str]]:
@@ -95,6 +101,29 @@ def question_of(value: Any, key: str) -> str:
     return q
 
 
+def question_of_messages(messages: Sequence[BaseMessage], rule: QuestionRule = "last_human") -> str:
+    """The question of a conversation under ``rule`` (:data:`QuestionRule`); system, AI and tool messages
+    are context, never the question.
+
+    Raises:
+        ValueError: no human message with text, or the rule gave an empty question.
+    """
+    if callable(rule):
+        q = rule(messages)
+        if not isinstance(q, str):
+            raise TypeError(f"`question` callable must return a str, got {type(q).__name__}")
+    else:
+        humans = [text_of(m, "human message") for m in messages if getattr(m, "type", None) == "human"]
+        humans = [h for h in humans if h.strip()]
+        if not humans:
+            raise ValueError("the conversation has no human message to use as the question: pass `question=` "
+                             "a callable taking the messages")
+        q = {"last_human": humans[-1], "first_human": humans[0], "all_human": "\n\n".join(humans)}[rule]
+    if not q.strip():
+        raise ValueError("the question is empty")
+    return q
+
+
 def split_language_model(r: Runnable) -> tuple[Runnable | None, BaseLanguageModel | None, Runnable | None]:
     """``(before, model, after)`` around the first language model of ``r`` (a model or an LCEL sequence)."""
     if isinstance(r, BaseLanguageModel):
@@ -107,8 +136,27 @@ def split_language_model(r: Runnable) -> tuple[Runnable | None, BaseLanguageMode
     return None, None, None
 
 
-def _seq(steps: list[Runnable]) -> Runnable | None:
-    return None if not steps else steps[0] if len(steps) == 1 else RunnableSequence(*steps)
+def _seq(steps: Sequence[Runnable | None]) -> Runnable | None:
+    present = [s for s in steps if s is not None]
+    return None if not present else present[0] if len(present) == 1 else RunnableSequence(*present)
+
+
+def prompt_value(x: Any) -> PromptValue:
+    """The prompt value a language model makes of its input (a str, messages or a prompt value)."""
+    if isinstance(x, PromptValue):
+        return x
+    if isinstance(x, str):
+        return StringPromptValue(text=x)
+    if isinstance(x, Sequence):
+        return ChatPromptValue(messages=convert_to_messages(x))
+    raise TypeError(f"a language model's input must be a str, a list of messages or a prompt value, "
+                    f"got {type(x).__name__}")
+
+
+def _run_kwargs(config: RunnableConfig) -> dict[str, Any]:
+    """What ``generate_prompt`` takes of a runnable config (callbacks, tags, metadata, run name)."""
+    keys = ("callbacks", "tags", "metadata", "run_name")
+    return {k: config[k] for k in keys if config.get(k) is not None}  # type: ignore[literal-required]
 
 
 class Sampler(BaseModel):
@@ -128,8 +176,8 @@ class Sampler(BaseModel):
         for i in range(n):
             upd = {k: v for k, v in (("seed", None if self.seed is None else self.seed + i),
                                      ("temperature", self.temperature)) if k in fields and v is not None}
-            v = self.runnable if not upd else _seq([s for s in (pre, lm.model_copy(update=upd), post) if s])  # type: ignore[union-attr]
-            out.append(v)
+            v = _seq([pre, lm.model_copy(update=upd), post]) if lm is not None and upd else self.runnable
+            out.append(v if v is not None else self.runnable)
         return out
 
     def _n_model(self, n: int) -> tuple[Runnable | None, BaseLanguageModel | None, Runnable | None]:
@@ -147,7 +195,7 @@ class Sampler(BaseModel):
         pre, lm, post = self._n_model(n)
         if lm is not None:
             x = pre.invoke(input_, config) if pre else input_
-            outs = self._outputs(lm.generate_prompt([lm._convert_input(x)], callbacks=config.get("callbacks")))
+            outs = self._outputs(lm.generate_prompt([prompt_value(x)], **_run_kwargs(config)))
             outs = post.batch(outs, config) if post else outs
             if len(outs) >= n:
                 return outs[:n], 1
@@ -164,7 +212,7 @@ class Sampler(BaseModel):
         pre, lm, post = self._n_model(n)
         if lm is not None:
             x = await pre.ainvoke(input_, config) if pre else input_
-            res = await lm.agenerate_prompt([lm._convert_input(x)], callbacks=config.get("callbacks"))
+            res = await lm.agenerate_prompt([prompt_value(x)], **_run_kwargs(config))
             outs = self._outputs(res)
             outs = await post.abatch(outs, config) if post else outs
             if len(outs) >= n:

@@ -33,7 +33,7 @@ from ledom_reason.concurrency import run_sync
 
 dspy = require("dspy", "dspy")
 
-from ledom_reason.integrations._common import Shared, check_n, gather_all, scoring_error  # noqa: E402
+from ledom_reason.integrations._common import Shared, check_n, gather_all, pool_chains, scoring_error  # noqa: E402
 from ledom_reason.reward import Normalize  # noqa: E402
 from ledom_reason.search import (  # noqa: E402
     AnswerExtractor,
@@ -303,11 +303,8 @@ class _Run:
     def finish(self, result: SearchResult, pred: Any) -> Any:
         """The returned prediction: rationale, the answer predictor's outputs, and ``ledom`` details."""
         m = self.m
-        pool = sorted(result.candidates, key=lambda i: -(result.trace[i].reward or float("-inf")))
-        chains = [{"text": m.delimiter.join(result.chain_of(i)), "answer": result.trace[i].answer,
-                   "reward": result.trace[i].reward, "finished": result.trace[i].status == "finished"} for i in pool]
         details = {"reward": result.reward, "answer": result.answer, "finished": result.finished,
-                   "steps": result.steps, "chains": chains,
+                   "steps": result.steps, "chains": pool_chains(result, m.delimiter),
                    "stats": {**result.stats.to_dict(), "predictor_calls": self.calls + 1,
                              "failed_steps": len(self.errors)},
                    "trace": [n.to_dict() for n in result.trace]}

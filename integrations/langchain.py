@@ -19,23 +19,24 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ledom_reason._optional import require
 from ledom_reason.concurrency import run_sync
 
 require("langchain_core", "langchain")
 
-from langchain_core.callbacks import adispatch_custom_event, dispatch_custom_event  # noqa: E402
 from langchain_core.messages import BaseMessage  # noqa: E402
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable  # noqa: E402
 from langchain_core.runnables.config import get_executor_for_config  # noqa: E402
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator  # noqa: E402
 
 from ledom_reason.integrations._common import (  # noqa: E402
     CandidateScoringError,
     check_n,
+    event_data,
     gather_all,
+    pool_chains,
     scoring_error,
     text_of,
 )
@@ -44,6 +45,14 @@ from ledom_reason.integrations._langchain_io import (  # noqa: E402
     parse_verifier_input,
     question_of,
     step_messages,
+)
+from ledom_reason.integrations._langchain_runs import (  # noqa: E402
+    aemit,
+    atraced_batch,
+    atraced_invoke,
+    emit,
+    traced_batch,
+    traced_invoke,
 )
 from ledom_reason.reward import validate_reward_args  # noqa: E402
 from ledom_reason.search import (  # noqa: E402
@@ -65,12 +74,29 @@ __all__ = [
     "BestOfNOutput",
     "CandidateScoringError",
     "LedomBestOfN",
+    "LedomBestOfNMiddleware",
+    "LedomReasoningNode",
     "LedomStepPruner",
     "LedomVerifier",
     "ScoredCandidate",
     "StepSearchOutput",
     "VerifierRequest",
 ]
+
+# Agent pieces need `langchain` (v1) / `langgraph` beside langchain-core: imported when first used.
+if TYPE_CHECKING:
+    from ledom_reason.integrations.langchain_agents import LedomBestOfNMiddleware
+    from ledom_reason.integrations.langgraph import LedomReasoningNode
+
+_LAZY = {"LedomBestOfNMiddleware": "langchain_agents", "LedomReasoningNode": "langgraph"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"ledom_reason.integrations.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _MODEL_CONFIG = ConfigDict(extra="forbid", arbitrary_types_allowed=True, protected_namespaces=())
 
@@ -173,7 +199,7 @@ class LedomVerifier(_ScorerFields):
 
     def batch(self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None = None, *,
               return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
-        def run(xs: list[Any]) -> list[Any]:
+        def run(xs: list[Any], configs: list[RunnableConfig]) -> list[Any]:
             parsed, ok, labels = self._prepare(xs, return_exceptions)
             try:
                 results = select_best_of_n_batch([q for q, _ in ok], [c for _, c in ok], self.scorer,
@@ -181,11 +207,11 @@ class LedomVerifier(_ScorerFields):
             except Exception as e:
                 raise scoring_error(e, [c for _, cs in ok for c in cs], labels) from e
             return self._split(parsed, results)
-        return self._batch_with_config(run, inputs, config, return_exceptions=return_exceptions)
+        return traced_batch(self, run, inputs, config, return_exceptions=return_exceptions)
 
     async def abatch(self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None = None, *,
                      return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
-        async def run(xs: list[Any]) -> list[Any]:
+        async def run(xs: list[Any], configs: list[RunnableConfig]) -> list[Any]:
             parsed, ok, labels = self._prepare(xs, return_exceptions)
             try:
                 results = await aselect_best_of_n_batch([q for q, _ in ok], [c for _, c in ok], self.scorer,
@@ -193,7 +219,7 @@ class LedomVerifier(_ScorerFields):
             except Exception as e:
                 raise scoring_error(e, [c for _, cs in ok for c in cs], labels) from e
             return self._split(parsed, results)
-        return await self._abatch_with_config(run, inputs, config, return_exceptions=return_exceptions)
+        return await atraced_batch(self, run, inputs, config, return_exceptions=return_exceptions)
 
     # All inputs go to the core in ONE scorer call: parse each, keep the good ones, split the results back.
     @staticmethod
@@ -283,6 +309,21 @@ class LedomBestOfN(_ScorerFields):
     def _check_n(cls, v: int) -> int:
         return check_n(v, "n")
 
+    # The wrapped runnable's schemas: LangServe, `as_tool` and `get_graph` see its real fields.
+    @property
+    def InputType(self) -> Any:  # noqa: N802 (LangChain's name)
+        return self.runnable.InputType
+
+    @property
+    def OutputType(self) -> Any:  # noqa: N802 (LangChain's name)
+        return BestOfNOutput if self.return_details else self.runnable.OutputType
+
+    def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+        return self.runnable.get_input_schema(config)
+
+    def get_output_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+        return BestOfNOutput if self.return_details else self.runnable.get_output_schema(config)
+
     def _sampler(self) -> Sampler:
         return Sampler(runnable=self.runnable, use_n=self.use_n, temperature=self.temperature, seed=self.seed)
 
@@ -315,9 +356,9 @@ class LedomBestOfN(_ScorerFields):
             outs = self._outputs(drawn, results)
             for (_, details), c in zip(outs, config, strict=True):
                 if details is not None:
-                    dispatch_custom_event("ledom_best_of_n", details, config=c)
+                    emit("ledom_best_of_n", details, c)
             return [o for o, _ in outs]
-        return self._batch_with_config(run, inputs, config, return_exceptions=return_exceptions)
+        return traced_batch(self, run, inputs, config, return_exceptions=return_exceptions)
 
     async def abatch(self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None = None, *,
                      return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
@@ -342,9 +383,9 @@ class LedomBestOfN(_ScorerFields):
             outs = self._outputs(drawn, results)
             for (_, details), c in zip(outs, config, strict=True):
                 if details is not None:
-                    await adispatch_custom_event("ledom_best_of_n", details, config=c)
+                    await aemit("ledom_best_of_n", details, c)
             return [o for o, _ in outs]
-        return await self._abatch_with_config(run, inputs, config, return_exceptions=return_exceptions)
+        return await atraced_batch(self, run, inputs, config, return_exceptions=return_exceptions)
 
     @staticmethod
     def _draw(question: str, outs: list[Any], calls: int) -> tuple[str, list[Any], list[str], int]:
@@ -365,7 +406,7 @@ class LedomBestOfN(_ScorerFields):
     def _output(self, outs: list[Any], result: BestOfNResult, calls: int) -> tuple[Any, dict[str, Any]]:
         cands = sorted(scored_candidates(result), key=lambda c: c.index)
         stats = {**result.stats.to_dict(), "generator_calls": calls}
-        details = {"index": result.index, "reward": cands[result.index].reward, "answer": result.answer,
+        details: dict[str, Any] = {"index": result.index, "reward": cands[result.index].reward, "answer": result.answer,
                    "aggregator": result.aggregator, "rewards": [c.reward for c in cands], "stats": stats}
         chosen = outs[result.index]
         if self.return_details:
@@ -454,11 +495,29 @@ class LedomStepPruner(_ScorerFields):
     def _positive(cls, v: int, info: Any) -> int:
         return check_n(v, info.field_name)
 
+    @property
+    def InputType(self) -> Any:  # noqa: N802 (LangChain's name)
+        return str | dict[str, Any] | list[BaseMessage]
+
+    @property
+    def OutputType(self) -> Any:  # noqa: N802 (LangChain's name)
+        return StepSearchOutput
+
+    def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+        """``{question_key: str}`` (a str or a list of messages is accepted too); ``as_tool`` takes its args."""
+        fields: dict[str, Any] = {self.question_key: (str, Field(description="the problem to solve step by step"))}
+        return create_model(self.get_name("Input"), **fields)
+
+    def get_output_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+        return StepSearchOutput
+
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> StepSearchOutput:
-        return self._call_with_config(self._invoke, input, config)
+        out: StepSearchOutput = traced_invoke(self, self._invoke, input, config)
+        return out
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> StepSearchOutput:
-        return await self._acall_with_config(self._search, input, config)
+        out: StepSearchOutput = await atraced_invoke(self, self._search, input, config)
+        return out
 
     def _invoke(self, input_: Any, config: RunnableConfig) -> StepSearchOutput:
         return run_sync(self._search(input_, config))
@@ -488,15 +547,14 @@ class LedomStepPruner(_ScorerFields):
             return [text_of(o, f"step candidate {i}") for i, o in enumerate(outs)]
 
         async def on_event(ev: SearchEvent) -> None:
-            data = {"kind": ev.kind, "depth": ev.depth, **ev.data}
-            await adispatch_custom_event("ledom_search", data, config=config)
+            await aemit("ledom_search", event_data(ev), config)
 
-        search = abeam_search if self.method == "beam" else advts
-        result = await search(question, generate, self.scorer, self._search_config(), on_event=on_event)
-        pool = sorted(result.candidates, key=lambda i: -(result.trace[i].reward or float("-inf")))
-        chains = [{"text": self.delimiter.join(result.chain_of(i)), "answer": result.trace[i].answer,
-                   "reward": result.trace[i].reward, "finished": result.trace[i].status == "finished"} for i in pool]
+        cfg = self._search_config()
+        if isinstance(cfg, BeamSearchConfig):
+            result = await abeam_search(question, generate, self.scorer, cfg, on_event=on_event)
+        else:
+            result = await advts(question, generate, self.scorer, cfg, on_event=on_event)
         return StepSearchOutput(text=result.text, steps=result.steps, answer=result.answer, reward=result.reward,
-                                finished=result.finished, chains=chains,
+                                finished=result.finished, chains=pool_chains(result, self.delimiter),
                                 stats={**result.stats.to_dict(), "model_calls": model_calls},
                                 trace=[n.to_dict() for n in result.trace])

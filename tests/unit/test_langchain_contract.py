@@ -75,3 +75,36 @@ async def test_runnable_contract(scorer, case):
     assert _key(runnable.with_config(tags=["t"], run_name="x").invoke(x)) == ref
     assert _key(runnable.with_retry(stop_after_attempt=2).invoke(x)) == ref
     assert runnable.get_name() == type(runnable).__name__
+
+
+# ---------------------------------------------------------------------------------------- schemas (issue 17.4)
+def test_best_of_n_exposes_the_wrapped_schemas(scorer):
+    from langchain_core.prompts import ChatPromptTemplate
+
+    chain = ChatPromptTemplate.from_messages([("user", "{question}")]) | SeededChat(responses=ANSWERS,
+                                                                                  messages=iter([]))
+    best = LedomBestOfN(runnable=chain, scorer=scorer, n=2)
+    schema = best.get_input_jsonschema()
+    assert schema == chain.get_input_jsonschema() and schema["required"] == ["question"]
+    assert best.get_output_jsonschema() == chain.get_output_jsonschema()
+    assert best.InputType == chain.InputType and best.OutputType == chain.OutputType
+    detailed = LedomBestOfN(runnable=chain, scorer=scorer, n=2, return_details=True)
+    assert detailed.get_output_jsonschema()["title"] == "BestOfNOutput"
+    graph = best.get_graph()
+    assert graph.first_node().data.model_json_schema() == schema  # the graph's input node is the prompt's schema
+    assert graph.last_node().data.model_json_schema() == chain.get_output_jsonschema()
+    tool = best.as_tool(name="answer", description="answers a question")  # tool conversion sees the fields
+    assert set(tool.args) == {"question"}
+    assert tool.invoke({"question": Q}).content in ANSWERS
+
+
+def test_step_pruner_schema_and_tool_conversion(scorer):
+    from ledom_reason.integrations.langchain import LedomStepPruner, StepSearchOutput
+
+    pruner = LedomStepPruner(model=SeededChat(responses=ANSWERS, messages=iter([])), scorer=scorer,
+                             beam_width=1, expansions=1, max_depth=1, question_key="problem")
+    assert pruner.get_input_jsonschema()["required"] == ["problem"]
+    assert pruner.get_output_jsonschema()["title"] == "StepSearchOutput"
+    out = pruner.as_tool(name="solve", description="solves step by step").invoke({"problem": Q})
+    assert isinstance(out, StepSearchOutput) and out.text == pruner.invoke({"problem": Q}).text
+    assert LedomVerifier(scorer=scorer).get_input_jsonschema()["title"] == "VerifierRequest"
