@@ -192,6 +192,34 @@ def test_best_of_n_uses_n_in_one_call(tiny_chat, scorer):
     assert [c.text for c in out.candidates] == direct
 
 
+def test_model_path_loads_a_local_folder_once(tiny_llama_dir, tiny_chat):
+    a = ChatSmolLM2(model_path=str(tiny_llama_dir), chat_template=CHAT_TEMPLATE, temperature=0.0, max_tokens=12)
+    b = ChatSmolLM2(model_path=str(tiny_llama_dir), chat_template=CHAT_TEMPLATE, temperature=0.0, max_new_tokens=12)
+    assert a.load()[0] is b.load()[0]  # loaded once per process, shared
+    assert a.invoke(QUESTION).content == _chat(tiny_chat, temperature=0.0).invoke(QUESTION).content
+    assert a._get_ls_params()["ls_model_name"] == Path(tiny_llama_dir).name
+    with pytest.raises(ValueError, match="chat_template"):
+        ChatSmolLM2(model_path=str(tiny_llama_dir)).invoke(QUESTION)
+
+
+@pytest.mark.parametrize("stop", [None, ["e"]])
+def test_stream_equals_invoke(tiny_chat, stop):
+    chat = _chat(tiny_chat, temperature=0.0, max_new_tokens=20)
+    chunks = list(chat.stream(QUESTION, stop=stop))
+    full = chat.invoke(QUESTION, stop=stop)
+    assert "".join(c.content for c in chunks) == full.content
+    assert len(chunks) > 1 and chunks[-1].chunk_position == "last"
+    assert chunks[-1].usage_metadata == full.usage_metadata
+    with pytest.raises(ValueError, match="`n` must be 1"):
+        list(chat.stream(QUESTION, n=2))
+
+
+def test_timeout_ends_every_row(tiny_chat):
+    msg = _chat(tiny_chat, temperature=1.0, n=2, max_new_tokens=200).invoke(QUESTION, timeout=1e-6)
+    assert msg.response_metadata["finish_reason"] == "timeout"
+    assert msg.usage_metadata["output_tokens"] == 1  # one step, then the deadline
+
+
 # ---------------------------------------------------------------------------------------- real SmolLM2
 @pytest.fixture(scope="module")
 def smol():
