@@ -30,10 +30,16 @@ class CandidateScoringError(RuntimeError):
         self.candidate = candidate
 
 
-class Shared:
-    """Holds an object (a scorer) that copies and deep copies share by reference.
+class ScorerNotAttachedError(RuntimeError):
+    """A program loaded from disk is used before its scorer was attached again (scorers are never saved)."""
 
-    DSPy optimizers deep-copy programs; a scorer holds a model (and a lock) that must not be duplicated.
+
+class Shared:
+    """Holds an object (a scorer) that copies and deep copies share by reference, and that pickling leaves out.
+
+    DSPy optimizers deep-copy programs, and ``save(path, save_program=True)`` pickles them; a scorer holds a
+    model (and a lock) that must neither be duplicated nor written into a program file. An unpickled
+    ``Shared`` is empty until :meth:`attach` is called (``attach_scorer`` in the DSPy adapter).
     """
 
     __slots__ = ("obj",)
@@ -46,6 +52,21 @@ class Shared:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Shared:
         return self
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return Shared, (None,)  # saved programs carry no scorer (nor its model weights)
+
+    def get(self, what: str = "scorer") -> Any:
+        """The shared object; :class:`ScorerNotAttachedError` when this came from a saved program."""
+        if self.obj is None:
+            raise ScorerNotAttachedError(
+                f"this program was loaded from disk and its {what} is not saved with it: attach one with "
+                "`ledom_reason.integrations.dspy.attach_scorer(program, scorer)`")
+        return self.obj
+
+    def attach(self, obj: Any) -> None:
+        """Set the shared object (after loading a saved program)."""
+        self.obj = obj
 
     def __repr__(self) -> str:
         return f"Shared({self.obj!r})"

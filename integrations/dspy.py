@@ -27,17 +27,37 @@ from typing import Any
 
 from ledom_reason._optional import require
 
-dspy = require("dspy", "dspy")
+require("dspy", "dspy")
 
-from ledom_reason.integrations._common import Shared, check_n, gather_all, join_fields, scoring_error  # noqa: E402
+import dspy  # noqa: E402
+
+from ledom_reason.integrations._common import (  # noqa: E402
+    ScorerNotAttachedError,
+    Shared,
+    check_n,
+    gather_all,
+    join_fields,
+    scoring_error,
+)
 from ledom_reason.integrations.dspy_stepwise import LedomStepwiseCoT  # noqa: E402
 from ledom_reason.reward import Normalize, reverse_reward, validate_reward_args  # noqa: E402
 from ledom_reason.search import BestOfNConfig, BestOfNResult, aselect_best_of_n, select_best_of_n  # noqa: E402
-from ledom_reason.types import Scorer  # noqa: E402
+from ledom_reason.types import PairScore, Scorer  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LedomBestOfN", "LedomMetric", "LedomReward", "LedomStepwiseCoT", "ledom_metric", "ledom_reward"]
+__all__ = [
+    "LedomBestOfN",
+    "LedomFeedbackMetric",
+    "LedomMetric",
+    "LedomReward",
+    "LedomStepwiseCoT",
+    "ScorerNotAttachedError",
+    "attach_scorer",
+    "ledom_feedback_metric",
+    "ledom_metric",
+    "ledom_reward",
+]
 
 DEFAULT_ANSWER_FIELDS: tuple[str, ...] = ("reasoning", "answer")
 
@@ -76,20 +96,28 @@ class LedomReward:
 
     @property
     def scorer(self) -> Scorer:
-        """The scorer (shared by copies)."""
-        return self._scorer.obj
+        """The scorer (shared by copies, never saved with a program)."""
+        scorer: Scorer = self._scorer.get()
+        return scorer
+
+    @scorer.setter
+    def scorer(self, scorer: Scorer) -> None:
+        self._scorer.attach(scorer)
 
     def pair(self, inputs: Any, pred: Any) -> tuple[str, str]:
         """``(question, candidate)`` of one call (raises ``ValueError`` for missing fields)."""
         return _get(inputs, self.question_field, "input"), join_fields(pred, self.answer_fields)
 
-    def __call__(self, args: Mapping[str, Any], pred: Any) -> float:
+    def pair_score(self, args: Any, pred: Any) -> PairScore:
+        """The scorer's :class:`~ledom_reason.types.PairScore` of one call (one scorer call)."""
         q, c = self.pair(args, pred)
         try:
-            s = self.scorer.score([(q, c)])[0]
+            return self.scorer.score([(q, c)])[0]
         except Exception as e:
             raise scoring_error(e, [c]) from e
-        return reverse_reward(s, lam=self.lam, normalize=self.normalize)
+
+    def __call__(self, args: Mapping[str, Any], pred: Any) -> float:
+        return reverse_reward(self.pair_score(args, pred), lam=self.lam, normalize=self.normalize)
 
 
 class LedomMetric(LedomReward):
@@ -106,7 +134,7 @@ class LedomMetric(LedomReward):
         super().__init__(scorer, question_field, answer_fields, lam, normalize)
         self.threshold = threshold
 
-    def __call__(self, example: Any, pred: Any, trace: Any = None) -> float | bool:  # type: ignore[override]
+    def __call__(self, example: Any, pred: Any, trace: Any = None) -> float | bool:
         r = super().__call__(example, pred)
         if trace is not None and self.threshold is not None:
             return r >= self.threshold
@@ -199,23 +227,47 @@ class LedomBestOfN(dspy.Module):
             mods.append(mod)
         return mods
 
+    @property
+    def scorer(self) -> Scorer:
+        """The scorer (shared by copies, never saved with a program: see :func:`attach_scorer`)."""
+        return self.reward.scorer
+
+    @scorer.setter
+    def scorer(self, scorer: Scorer) -> None:
+        self.reward.scorer = scorer
+
+    def _scorer_attached(self) -> None:
+        """Raise :class:`ScorerNotAttachedError` now (before N LM calls) for a loaded, scorer-less program."""
+        self.reward._scorer.get()
+
+    def _own_trace(self, mod: Any, trace: list[Any]) -> list[Any]:
+        """An attempt's trace with each step's predictor mapped back to ``self.module``'s own predictor.
+
+        Attempts run deep copies; optimizers (``BootstrapFewShot``) only recognise the program's own
+        predictors and silently drop steps of any other object — which is how ``dspy.BestOfN`` loses its demos.
+        """
+        own = dict(self.module.named_predictors())
+        by_copy = {id(p): own[name] for name, p in mod.named_predictors() if name in own}
+        return [(by_copy.get(id(step[0]), step[0]), *step[1:]) for step in trace]
+
     def _run(self, mod: Any, kwargs: dict[str, Any]) -> Attempt:
         try:
             with dspy.context(trace=[]):
-                return mod(**kwargs), list(dspy.settings.trace)
+                return mod(**kwargs), self._own_trace(mod, list(dspy.settings.trace))
         except Exception as e:  # counted against `fail_count` in _candidates
             return e
 
     async def _arun(self, mod: Any, kwargs: dict[str, Any]) -> Attempt:
         try:
             with dspy.context(trace=[]):
-                return await mod.acall(**kwargs), list(dspy.settings.trace)
+                return await mod.acall(**kwargs), self._own_trace(mod, list(dspy.settings.trace))
         except Exception as e:  # counted against `fail_count` in _candidates
             return e
 
     def forward(self, **kwargs: Any) -> Any:
         """Run the N attempts in a thread pool and return the best prediction."""
         question = _get(kwargs, self.reward.question_field, "input")  # fail before any LM call
+        self._scorer_attached()
         mods = self._attempt_modules()
         with ThreadPoolExecutor(max_workers=self.max_workers or self.N) as ex:
             futs = [ex.submit(contextvars.copy_context().run, self._run, m, kwargs) for m in mods]
@@ -230,6 +282,7 @@ class LedomBestOfN(dspy.Module):
     async def aforward(self, **kwargs: Any) -> Any:
         """Run the N attempts concurrently with asyncio and return the best prediction."""
         question = _get(kwargs, self.reward.question_field, "input")
+        self._scorer_attached()
         mods = self._attempt_modules()
         attempts = await gather_all([functools.partial(self._arun, m, kwargs) for m in mods])
         ok, cands = self._candidates(attempts)
@@ -265,3 +318,30 @@ class LedomBestOfN(dspy.Module):
         if dspy.settings.trace is not None:
             dspy.settings.trace.extend(trace)  # only the chosen attempt's trace, as dspy.BestOfN does
         return pred.copy(ledom=details)  # a copy: the traced prediction stays as the program returned it
+
+
+def attach_scorer(program: Any, scorer: Scorer) -> Any:
+    """Give every ledom-reason module and reward of ``program`` the scorer ``scorer``; returns ``program``.
+
+    Scorers are never saved with a program (``save(path)`` state or ``save_program=True``): after
+    ``dspy.load(path)`` (or ``load(path)`` into a program built without a live scorer) attach one again. It
+    reaches :class:`LedomBestOfN`, :class:`LedomStepwiseCoT` and any :class:`LedomReward` /
+    :class:`LedomMetric` held as a module attribute (a reward wrapped inside ``dspy.BestOfN``/``dspy.Refine``
+    is theirs: rebuild those with a fresh ``ledom_reward(scorer)``).
+
+    Example:
+        >>> program = attach_scorer(dspy.load("saved_program/"), scorer)  # doctest: +SKIP
+    """
+    found = 0
+    for _, mod in program.named_sub_modules():
+        for value in [mod, *vars(mod).values()]:
+            if isinstance(value, LedomBestOfN | LedomStepwiseCoT | LedomReward):
+                value.scorer = scorer
+                found += 1
+    if not found:
+        raise ValueError(f"{type(program).__name__} contains no LedomBestOfN, LedomStepwiseCoT or LedomReward")
+    return program
+
+
+# GEPA's feedback metric builds on LedomMetric above (its own module; exported here).
+from ledom_reason.integrations.dspy_gepa import LedomFeedbackMetric, ledom_feedback_metric  # noqa: E402

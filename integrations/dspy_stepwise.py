@@ -25,13 +25,16 @@ import contextvars
 import functools
 import itertools
 import logging
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from ledom_reason._optional import require
 from ledom_reason.concurrency import run_sync
 
-dspy = require("dspy", "dspy")
+require("dspy", "dspy")
+
+import dspy  # noqa: E402
 
 from ledom_reason.integrations._common import Shared, check_n, gather_all, pool_chains, scoring_error  # noqa: E402
 from ledom_reason.reward import Normalize  # noqa: E402
@@ -44,7 +47,7 @@ from ledom_reason.search import (  # noqa: E402
     abeam_search,
     advts,
 )
-from ledom_reason.types import Scorer  # noqa: E402
+from ledom_reason.types import PairLike, PairScore, Scorer  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -168,8 +171,13 @@ class LedomStepwiseCoT(dspy.Module):
 
     @property
     def scorer(self) -> Scorer:
-        """The scorer (shared by copies)."""
-        return self._scorer.obj
+        """The scorer (shared by copies, never saved with a program: see ``attach_scorer``)."""
+        scorer: Scorer = self._scorer.get()
+        return scorer
+
+    @scorer.setter
+    def scorer(self, scorer: Scorer) -> None:
+        self._scorer.attach(scorer)
 
     def _config(self) -> BeamSearchConfig | DVTSConfig:
         common: dict[str, Any] = {"expansions": self.expansions, "max_depth": self.max_depth,
@@ -284,8 +292,11 @@ class _Run:
     async def search(self) -> SearchResult:
         """Run the core search with :meth:`steps` as its step generator."""
         m = self.m
-        search = abeam_search if m.method == "beam" else advts
-        result = await search(self.question, self.steps, _NamingScorer(m.scorer), m._config(), on_event=m.on_event)
+        scorer, cfg = _NamingScorer(m.scorer), m._config()
+        if isinstance(cfg, BeamSearchConfig):
+            result = await abeam_search(self.question, self.steps, scorer, cfg, on_event=m.on_event)
+        else:
+            result = await advts(self.question, self.steps, scorer, cfg, on_event=m.on_event)
         if not result.steps:
             first = f"; first error: {self.errors[0]}" if self.errors else ""
             raise RuntimeError(f"LedomStepwiseCoT: no reasoning step could be generated "
@@ -318,11 +329,22 @@ class _NamingScorer:
     def __init__(self, scorer: Any) -> None:
         self.scorer = scorer
 
-    async def ascore(self, pairs: list[tuple[str, str]]) -> Any:
+    def _error(self, e: Exception, pairs: Sequence[PairLike]) -> Exception:
+        texts = [p["candidate"] if isinstance(p, Mapping) else p[1] for p in pairs]
+        return scoring_error(e, texts, [f"partial rationale {i}" for i in range(len(texts))])
+
+    def score(self, pairs: Sequence[PairLike]) -> list[PairScore]:
+        try:
+            out: list[PairScore] = self.scorer.score(pairs)
+            return out
+        except Exception as e:
+            raise self._error(e, pairs) from e
+
+    async def ascore(self, pairs: Sequence[PairLike]) -> list[PairScore]:
         try:
             if callable(getattr(self.scorer, "ascore", None)):
-                return await self.scorer.ascore(pairs)
+                out: list[PairScore] = await self.scorer.ascore(pairs)
+                return out
             return await asyncio.to_thread(self.scorer.score, pairs)
         except Exception as e:
-            texts = [c for _, c in pairs]
-            raise scoring_error(e, texts, [f"partial rationale {i}" for i in range(len(texts))]) from e
+            raise self._error(e, pairs) from e

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ledom_reason._optional import require
 from ledom_reason.concurrency import run_sync
@@ -319,10 +319,10 @@ class LedomBestOfN(_ScorerFields):
         return BestOfNOutput if self.return_details else self.runnable.OutputType
 
     def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
-        return self.runnable.get_input_schema(config)
+        return cast("type[BaseModel]", self.runnable.get_input_schema(config))
 
     def get_output_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
-        return BestOfNOutput if self.return_details else self.runnable.get_output_schema(config)
+        return BestOfNOutput if self.return_details else cast("type[BaseModel]", self.runnable.get_output_schema(config))
 
     def _sampler(self) -> Sampler:
         return Sampler(runnable=self.runnable, use_n=self.use_n, temperature=self.temperature, seed=self.seed)

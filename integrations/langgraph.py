@@ -80,7 +80,7 @@ class LedomReasoningNode(RunnableSerializable[dict[str, Any], dict[str, Any]]):
             pruner = LedomStepPruner(**kwargs)
         elif kwargs:
             raise TypeError(f"pass the search settings {sorted(kwargs)} to the `pruner`, not beside it")
-        super().__init__(pruner=pruner, **node)
+        super().__init__(**{"pruner": pruner, **node})
 
     @field_validator("question")
     @classmethod
