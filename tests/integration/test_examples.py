@@ -44,6 +44,20 @@ def test_step_pruner_agent_example(tiny_model_dir):
     assert "final chain" in out
 
 
+def test_langgraph_reasoning_agent_example(tiny_model_dir):
+    import re
+
+    out = _run("langgraph_reasoning_agent.py", "--model", str(tiny_model_dir), "--n", "3")
+    assert out.count("=== task:") == 2 and out.count("final answer:") == 2
+    assert "[search] depth 0 scored: pairs=4" in out  # beam 2 x 2 expansions, one scorer call per depth
+    assert out.count("[best-of-n] tool-call turn passed through") == 2 and out.count("tool calculator -> ") == 2
+    kept = re.findall(r"kept candidate (\d) of 3 \(rewards (.*)\)", out)
+    assert len(kept) == 2
+    for i, rewards in kept:  # the kept final answer is the one with the highest reward
+        values = [float(r) for r in rewards.split(", ")]
+        assert values[int(i)] == max(values)
+
+
 class _FakeOpenAI(BaseHTTPRequestHandler):
     requests: ClassVar[list[dict]] = []
     answers: ClassVar[list[str]] = ["3 + 4 = 7.\n#### 7", "3 * 4 = 12.\n#### 12", "7 apples.\n#### 7"]
