@@ -126,7 +126,7 @@ def _show(event: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     add_args(p)
     p.add_argument("--n", type=int, default=3, help="final answers sampled per turn")
     args = p.parse_args()
