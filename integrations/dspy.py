@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -164,6 +165,29 @@ def ledom_metric(scorer: Scorer, *, question_field: str = "question",
 
 
 # ---------------------------------------------------------------------------------------- best-of-N
+def lm_completion_tokens(modules: Sequence[Any]) -> int | None:
+    """Completion tokens the LMs of ``modules`` report in their history (DSPy's own usage records).
+
+    ``None`` when a module has no LM history or an entry carries no usage (e.g. a cache hit, whose usage DSPy
+    clears): an honest "unknown" rather than an undercount.
+    """
+    total = 0
+    lms = {id(p.lm): p.lm for mod in modules for p in mod.predictors() if getattr(p, "lm", None) is not None}
+    if not lms:
+        return None
+    for lm in lms.values():
+        history = getattr(lm, "history", None)
+        if not history:
+            return None
+        for entry in history:
+            usage = entry.get("usage") or {}
+            n = usage.get("completion_tokens", usage.get("output_tokens"))
+            if not isinstance(n, int):
+                return None
+            total += n
+    return total
+
+
 Attempt = tuple[Any, list[Any]] | BaseException
 """``(prediction, trace)`` of one attempt, or what it raised."""
 
@@ -176,8 +200,10 @@ class LedomBestOfN(dspy.Module):
     with asyncio — and are scored together in ONE scorer call: each prediction's ``answer_fields``
     (``reasoning`` then ``answer``) against the input ``question_field``. Selection is the core's
     Best-of-N (:mod:`ledom_reason.search`). The returned prediction is a copy of the chosen one with a
-    ``ledom`` field: ``{"index", "reward", "answer", "rewards", "stats"}`` (``index`` and ``rewards`` over
-    the attempts that succeeded, in attempt order; ``stats["generator_calls"]`` = N).
+    ``ledom`` field: ``{"index", "answer", "reward", "p_correct", "rewards", "stats"}`` (``index`` and
+    ``rewards`` over the attempts that succeeded, in attempt order; ``answer`` is the final answer extracted
+    from the chosen candidate; ``stats`` are ``SearchStats`` keys, with ``generator_calls`` = N, the LMs'
+    reported completion tokens and the wall time of the whole call).
 
     Key init args:
         module: the DSPy program to sample.
@@ -266,31 +292,35 @@ class LedomBestOfN(dspy.Module):
 
     def forward(self, **kwargs: Any) -> Any:
         """Run the N attempts in a thread pool and return the best prediction."""
+        t0 = time.perf_counter()
         question = _get(kwargs, self.reward.question_field, "input")  # fail before any LM call
         self._scorer_attached()
         mods = self._attempt_modules()
         with ThreadPoolExecutor(max_workers=self.max_workers or self.N) as ex:
             futs = [ex.submit(contextvars.copy_context().run, self._run, m, kwargs) for m in mods]
             attempts = [f.result() for f in futs]
+        gen_s = time.perf_counter() - t0
         ok, cands = self._candidates(attempts)
         try:
             result = select_best_of_n(question, cands, self.reward.scorer, self._config())
         except Exception as e:
             raise scoring_error(e, cands) from e
-        return self._finish(ok, result)
+        return self._finish(ok, result, mods, gen_s, t0)
 
     async def aforward(self, **kwargs: Any) -> Any:
         """Run the N attempts concurrently with asyncio and return the best prediction."""
+        t0 = time.perf_counter()
         question = _get(kwargs, self.reward.question_field, "input")
         self._scorer_attached()
         mods = self._attempt_modules()
         attempts = await gather_all([functools.partial(self._arun, m, kwargs) for m in mods])
+        gen_s = time.perf_counter() - t0
         ok, cands = self._candidates(attempts)
         try:
             result = await aselect_best_of_n(question, cands, self.reward.scorer, self._config())
         except Exception as e:
             raise scoring_error(e, cands) from e
-        return self._finish(ok, result)
+        return self._finish(ok, result, mods, gen_s, t0)
 
     def _candidates(self, attempts: list[Attempt]) -> tuple[list[tuple[Any, list[Any]]], list[str]]:
         ok, cands, errors = [], [], []
@@ -309,12 +339,16 @@ class LedomBestOfN(dspy.Module):
                                f"(fail_count={self.fail_count}); first error: {errors[0]}") from errors[0]
         return ok, cands
 
-    def _finish(self, ok: list[tuple[Any, list[Any]]], result: BestOfNResult) -> Any:
+    def _finish(self, ok: list[tuple[Any, list[Any]]], result: BestOfNResult, mods: list[Any], gen_s: float,
+                t0: float) -> Any:
         pred, trace = ok[result.index]
         by_index = sorted(result.ranking, key=lambda r: r.index)
-        details = {"index": result.index, "reward": by_index[result.index].reward, "answer": result.answer,
-                   "rewards": [r.reward for r in by_index],
-                   "stats": {**result.stats.to_dict(), "generator_calls": self.N}}
+        chosen = by_index[result.index]
+        result.stats.add_generation(self.N, lm_completion_tokens(mods), gen_s)  # failed attempts cost too
+        result.stats.wall_time_s = time.perf_counter() - t0
+        details = {"index": result.index, "answer": result.answer, "reward": chosen.reward,
+                   "p_correct": None if chosen.score is None else chosen.score.p_correct,
+                   "rewards": [r.reward for r in by_index], "stats": result.stats.to_dict()}
         if dspy.settings.trace is not None:
             dspy.settings.trace.extend(trace)  # only the chosen attempt's trace, as dspy.BestOfN does
         return pred.copy(ledom=details)  # a copy: the traced prediction stays as the program returned it

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ledom_reason._optional import require
@@ -28,7 +30,7 @@ require("langchain_core", "langchain")
 
 from langchain_core.messages import BaseMessage  # noqa: E402
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable  # noqa: E402
-from langchain_core.runnables.config import get_executor_for_config  # noqa: E402
+from langchain_core.runnables.config import get_executor_for_config, merge_configs  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator  # noqa: E402
 
 from ledom_reason.integrations._common import (  # noqa: E402
@@ -42,6 +44,7 @@ from ledom_reason.integrations._common import (  # noqa: E402
 )
 from ledom_reason.integrations._langchain_io import (  # noqa: E402
     Sampler,
+    TokenCounter,
     parse_verifier_input,
     question_of,
     step_messages,
@@ -60,6 +63,7 @@ from ledom_reason.search import (  # noqa: E402
     BestOfNConfig,
     BestOfNResult,
     DVTSConfig,
+    GeneratedSteps,
     SearchEvent,
     abeam_search,
     advts,
@@ -114,6 +118,8 @@ class ScoredCandidate(BaseModel):
     """Position of the candidate in the input list."""
     answer: str | None = None
     """Final answer extracted from the text (``####``, ``\\boxed{}``, last number), if any."""
+    p_correct: float | None = None
+    """Calibrated P(correct), when the scorer has a calibration (see docs/calibration.md)."""
     score: dict[str, Any] = Field(default_factory=dict)
     """The raw :class:`~ledom_reason.types.PairScore` as a dict (log-probs, token counts)."""
 
@@ -162,6 +168,7 @@ class _ScorerFields(RunnableSerializable[Any, Any]):
 def scored_candidates(result: BestOfNResult) -> list[ScoredCandidate]:
     """The core ranking as :class:`ScoredCandidate` s (most preferred first)."""
     return [ScoredCandidate(text=r.text, reward=r.reward, index=r.index, answer=r.answer,
+                            p_correct=None if r.score is None else r.score.p_correct,
                             score={} if r.score is None else r.score.to_dict()) for r in result.ranking]
 
 
@@ -251,16 +258,38 @@ class BestOfNOutput(BaseModel):
 
     output: Any
     """The chosen output, as the wrapped runnable produced it (message, str, …)."""
-    answer: str
-    """Its text."""
+    text: str
+    """Its full text (what was scored)."""
+    answer: str | None
+    """The final answer extracted from that text (``####``, ``\\boxed{}``, last number), if any."""
     index: int
     """Its position among the sampled candidates."""
     reward: float | None
     """Its reward."""
+    p_correct: float | None = None
+    """Calibrated P(correct) of the chosen candidate, when the scorer has a calibration."""
     candidates: list[ScoredCandidate]
     """Every candidate with its reward, in sampling order."""
     stats: dict[str, Any]
-    """Compute accounting: generator calls, scorer calls, tokens scored, wall time."""
+    """Compute accounting (``SearchStats`` keys): generator calls and tokens, scorer calls, pairs and tokens
+    scored, and the wall time of the whole call with its generation and scoring parts."""
+
+
+@dataclass
+class _Drawn:
+    """The N outputs sampled for one input, with what sampling them cost."""
+
+    question: str
+    outs: list[Any]
+    texts: list[str]
+    calls: int
+    tokens: int | None
+    seconds: float
+
+    @classmethod
+    def of(cls, question: str, outs: list[Any], calls: int, counter: TokenCounter, seconds: float) -> _Drawn:
+        return cls(question, outs, [text_of(o, f"candidate {i}") for i, o in enumerate(outs)], calls,
+                   counter.generated_tokens, seconds)
 
 
 class LedomBestOfN(_ScorerFields):
@@ -337,10 +366,14 @@ class LedomBestOfN(_ScorerFields):
               return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
         """Sample every input (concurrently), then score ALL candidates of all inputs in one scorer call."""
         def run(xs: list[Any], config: list[RunnableConfig]) -> list[Any]:
+            t0 = time.perf_counter()
+
             def draw(x: Any, c: RunnableConfig) -> Any:
                 try:
                     q = question_of(x, self.question_key)  # before sampling: fail fast
-                    return self._draw(q, *self._sampler().sample(x, self.n, c))
+                    counter, t = TokenCounter(), time.perf_counter()
+                    outs, calls = self._sampler().sample(x, self.n, merge_configs(c, {"callbacks": [counter]}))
+                    return _Drawn.of(q, outs, calls, counter, time.perf_counter() - t)
                 except Exception as e:
                     if not return_exceptions:
                         raise
@@ -349,11 +382,11 @@ class LedomBestOfN(_ScorerFields):
                 drawn = list(ex.map(draw, xs, config))
             ok = [d for d in drawn if not isinstance(d, Exception)]
             try:
-                results = select_best_of_n_batch([d[0] for d in ok], [d[2] for d in ok], self.scorer,
+                results = select_best_of_n_batch([d.question for d in ok], [d.texts for d in ok], self.scorer,
                                                  self._bon_config()) if ok else []
             except Exception as e:
                 raise self._scoring_error(e, ok) from e
-            outs = self._outputs(drawn, results)
+            outs = self._outputs(drawn, results, t0)
             for (_, details), c in zip(outs, config, strict=True):
                 if details is not None:
                     emit("ledom_best_of_n", details, c)
@@ -364,10 +397,14 @@ class LedomBestOfN(_ScorerFields):
                      return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
         """Async :meth:`batch`; cancelling it cancels every pending model call."""
         async def run(xs: list[Any], config: list[RunnableConfig]) -> list[Any]:
+            t0 = time.perf_counter()
+
             async def draw(x: Any, c: RunnableConfig) -> Any:
                 try:
                     q = question_of(x, self.question_key)
-                    return self._draw(q, *await self._sampler().asample(x, self.n, c))
+                    counter, t = TokenCounter(), time.perf_counter()
+                    outs, calls = await self._sampler().asample(x, self.n, merge_configs(c, {"callbacks": [counter]}))
+                    return _Drawn.of(q, outs, calls, counter, time.perf_counter() - t)
                 except Exception as e:
                     if not return_exceptions:
                         raise
@@ -376,11 +413,11 @@ class LedomBestOfN(_ScorerFields):
                                      config[0].get("max_concurrency"))
             ok = [d for d in drawn if not isinstance(d, Exception)]
             try:
-                results = await aselect_best_of_n_batch([d[0] for d in ok], [d[2] for d in ok], self.scorer,
-                                                        self._bon_config()) if ok else []
+                results = await aselect_best_of_n_batch([d.question for d in ok], [d.texts for d in ok],
+                                                        self.scorer, self._bon_config()) if ok else []
             except Exception as e:
                 raise self._scoring_error(e, ok) from e
-            outs = self._outputs(drawn, results)
+            outs = self._outputs(drawn, results, t0)
             for (_, details), c in zip(outs, config, strict=True):
                 if details is not None:
                     await aemit("ledom_best_of_n", details, c)
@@ -388,30 +425,33 @@ class LedomBestOfN(_ScorerFields):
         return await atraced_batch(self, run, inputs, config, return_exceptions=return_exceptions)
 
     @staticmethod
-    def _draw(question: str, outs: list[Any], calls: int) -> tuple[str, list[Any], list[str], int]:
-        return question, outs, [text_of(o, f"candidate {i}") for i, o in enumerate(outs)], calls
-
-    @staticmethod
-    def _scoring_error(e: Exception, ok: list[tuple[str, list[Any], list[str], int]]) -> Exception:
+    def _scoring_error(e: Exception, ok: list[_Drawn]) -> Exception:
         if isinstance(e, CandidateScoringError):
             return e
         labels = [f"input {j}, candidate {k}" if len(ok) > 1 else f"candidate {k}"
-                  for j, d in enumerate(ok) for k in range(len(d[2]))]
-        return scoring_error(e, [t for d in ok for t in d[2]], labels)
+                  for j, d in enumerate(ok) for k in range(len(d.texts))]
+        return scoring_error(e, [t for d in ok for t in d.texts], labels)
 
-    def _outputs(self, drawn: list[Any], results: list[BestOfNResult]) -> list[tuple[Any, dict[str, Any] | None]]:
+    def _outputs(self, drawn: list[Any], results: list[BestOfNResult],
+                 t0: float) -> list[tuple[Any, dict[str, Any] | None]]:
         it = iter(results)
-        return [(d, None) if isinstance(d, Exception) else self._output(d[1], next(it), d[3]) for d in drawn]
+        wall = time.perf_counter() - t0  # the whole batch call: sampling, scoring, selection
+        return [(d, None) if isinstance(d, Exception) else self._output(d, next(it), wall) for d in drawn]
 
-    def _output(self, outs: list[Any], result: BestOfNResult, calls: int) -> tuple[Any, dict[str, Any]]:
+    def _output(self, drawn: _Drawn, result: BestOfNResult, wall: float) -> tuple[Any, dict[str, Any]]:
         cands = sorted(scored_candidates(result), key=lambda c: c.index)
-        stats = {**result.stats.to_dict(), "generator_calls": calls}
-        details: dict[str, Any] = {"index": result.index, "reward": cands[result.index].reward, "answer": result.answer,
-                   "aggregator": result.aggregator, "rewards": [c.reward for c in cands], "stats": stats}
-        chosen = outs[result.index]
+        result.stats.add_generation(drawn.calls, drawn.tokens, drawn.seconds)
+        result.stats.wall_time_s = wall
+        stats = result.stats.to_dict()
+        chosen_c = cands[result.index]
+        details: dict[str, Any] = {"index": result.index, "answer": result.answer, "reward": chosen_c.reward,
+                   "p_correct": chosen_c.p_correct, "aggregator": result.aggregator,
+                   "rewards": [c.reward for c in cands], "stats": stats}
+        chosen = drawn.outs[result.index]
         if self.return_details:
-            return BestOfNOutput(output=chosen, answer=result.text, index=result.index,
-                                 reward=details["reward"], candidates=cands, stats=stats), details
+            return BestOfNOutput(output=chosen, text=result.text, answer=result.answer, index=result.index,
+                                 reward=chosen_c.reward, p_correct=chosen_c.p_correct, candidates=cands,
+                                 stats=stats), details
         if isinstance(chosen, BaseMessage):
             chosen = chosen.model_copy(update={"response_metadata": {**chosen.response_metadata, "ledom": details}})
         return chosen, details
@@ -542,9 +582,12 @@ class LedomStepPruner(_ScorerFields):
 
         async def generate(q: str, partial_chain: str, n: int) -> list[str]:
             nonlocal model_calls
-            outs, calls = await sampler.asample(step_messages(self.system_prompt, q, partial_chain), n, config)
+            counter = TokenCounter()
+            outs, calls = await sampler.asample(step_messages(self.system_prompt, q, partial_chain), n,
+                                                merge_configs(config, {"callbacks": [counter]}))
             model_calls += calls
-            return [text_of(o, f"step candidate {i}") for i, o in enumerate(outs)]
+            return GeneratedSteps([text_of(o, f"step candidate {i}") for i, o in enumerate(outs)],
+                                  counter.generated_tokens)
 
         async def on_event(ev: SearchEvent) -> None:
             await aemit("ledom_search", event_data(ev), config)

@@ -68,6 +68,9 @@ class PairScore:
         forward_mean: ``forward_logprob / candidate_tokens``.
         truncated_tokens: Candidate tokens dropped to fit the context (``truncate="candidate_left"``).
         input_tokens: Tokens fed through the model(s) for this pair (compute accounting).
+        p_correct: Calibrated probability that the candidate is correct, when the scorer carries a
+            calibration (:mod:`ledom_reason.calibration`; the map states its own λ and normalisation), else
+            ``None``. A number in [0, 1] that a threshold such as ``0.5`` means something for.
     """
 
     reverse_logprob: float
@@ -78,6 +81,7 @@ class PairScore:
     forward_mean: float | None = None
     truncated_tokens: int = 0
     input_tokens: int = 0
+    p_correct: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -115,10 +119,13 @@ class PairScore:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON view (drops ``extra`` when empty)."""
+        """Plain-JSON view (drops ``extra`` when empty and ``p_correct`` when there is no calibration, so that
+        uncalibrated scores serialise exactly as they did before ``p_correct`` existed)."""
         d = asdict(self)
         if not d["extra"]:
             d.pop("extra")
+        if d["p_correct"] is None:
+            d.pop("p_correct")
         return d
 
     @classmethod
@@ -137,7 +144,8 @@ class Scorer(Protocol):
 
     Implementations: :class:`ledom_reason.ReverseScorer` (local transformers),
     :class:`ledom_reason.RemoteScorer` (HTTP), the vLLM backend. Search and the framework
-    integrations only rely on this protocol.
+    integrations only rely on this protocol. An empty list of pairs is not an error: every backend
+    returns ``[]`` for it (the server answers ``{"pairs": []}`` with ``200`` and ``"scores": []``).
     """
 
     def score(self, pairs: Sequence[PairLike]) -> list[PairScore]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -48,15 +49,24 @@ class GeneratedSteps(list[str]):
 
 @dataclass
 class SearchStats:
-    """Compute accounting of one search (so that "N=16 beats N=64" claims are honest).
+    """Compute accounting of one search call (so that "N=16 beats N=64" claims are honest).
+
+    Times are wall-clock seconds measured with ``time.perf_counter``. Concurrent generator calls overlap,
+    so :attr:`generation_time_s` is the time the search *waited* for the generator, not a sum over calls;
+    ``generation_time_s + scoring_time_s <= wall_time_s`` up to the search's own bookkeeping.
 
     Attributes:
-        generator_calls: Calls made to the step generator (0 for Best-of-N over given candidates).
-        generated_tokens: Tokens generated, when the generator reported them (else ``None``).
+        generator_calls: Calls made to the generator (0 for Best-of-N over given candidates; the LangChain
+            and DSPy adapters fill in the calls they made to sample the candidates).
+        generated_tokens: Tokens generated, when every generator call reported them (a
+            :class:`GeneratedSteps` count, LangChain ``usage_metadata["output_tokens"]``, DSPy LM usage
+            ``completion_tokens``); ``None`` when none was reported or any call did not report.
         scorer_calls: Calls made to ``scorer.score``/``ascore`` (each scores a whole batch).
         scored_pairs: ``(question, candidate)`` pairs scored.
         scored_tokens: Sum of :attr:`PairScore.input_tokens` over the scored pairs.
-        wall_time_s: Wall-clock time of the search, seconds.
+        wall_time_s: Wall-clock time of the whole call (generation, scoring and selection).
+        generation_time_s: Part of it spent waiting for the generator.
+        scoring_time_s: Part of it spent waiting for the scorer.
     """
 
     generator_calls: int = 0
@@ -65,23 +75,38 @@ class SearchStats:
     scored_pairs: int = 0
     scored_tokens: int = 0
     wall_time_s: float = 0.0
+    generation_time_s: float = 0.0
+    scoring_time_s: float = 0.0
+    _unreported: int = field(default=0, repr=False, compare=False)  # generator calls without a token count
+
+    def add_generation(self, calls: int = 1, tokens: int | None = None, seconds: float = 0.0) -> None:
+        """Count ``calls`` generator calls that produced ``tokens`` tokens (``None``: not reported)."""
+        self.generator_calls += calls
+        self.generation_time_s += seconds
+        if tokens is None:
+            self._unreported += calls
+            self.generated_tokens = None
+        elif self._unreported == 0:
+            self.generated_tokens = (self.generated_tokens or 0) + int(tokens)
 
     def add_generated(self, steps: Sequence[str]) -> None:
         """Count one generator call (and its tokens when the result is a :class:`GeneratedSteps`)."""
-        self.generator_calls += 1
-        tokens = getattr(steps, "generated_tokens", None)
-        if tokens is not None:
-            self.generated_tokens = (self.generated_tokens or 0) + int(tokens)
+        self.add_generation(1, getattr(steps, "generated_tokens", None))
 
-    def add_scored(self, scores: Sequence[PairScore]) -> None:
-        """Count one scorer call over ``scores``."""
+    def add_scored(self, scores: Sequence[PairScore], seconds: float = 0.0) -> None:
+        """Count one scorer call over ``scores`` that took ``seconds``."""
         self.scorer_calls += 1
         self.scored_pairs += len(scores)
         self.scored_tokens += sum(int(s.input_tokens) for s in scores)
+        self.scoring_time_s += seconds
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON view."""
-        return asdict(self)
+        """Plain-JSON view (the same keys in LangChain metadata, DSPy predictions, eval tables)."""
+        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+
+
+STATS_FIELDS: tuple[str, ...] = tuple(k for k in SearchStats.__dataclass_fields__ if not k.startswith("_"))
+"""The accounting keys, in order (what every result's ``stats`` dict carries)."""
 
 
 @dataclass(frozen=True)
@@ -122,11 +147,16 @@ def _check_scores(scores: Any, n: int) -> list[PairScore]:
     return scores
 
 
-async def score_async(scorer: Scorer, pairs: Sequence[Pair]) -> list[PairScore]:
-    """One ``scorer.ascore`` call (falls back to ``score`` in a worker thread for a scorer without one)."""
+async def score_async(scorer: Scorer, pairs: Sequence[Pair], stats: SearchStats | None = None) -> list[PairScore]:
+    """One ``scorer.ascore`` call (``score`` in a worker thread for a scorer without one), counted in ``stats``."""
+    t0 = time.perf_counter()
     if callable(getattr(scorer, "ascore", None)):
-        return _check_scores(await scorer.ascore(list(pairs)), len(pairs))
-    return _check_scores(await asyncio.to_thread(scorer.score, list(pairs)), len(pairs))
+        scores = _check_scores(await scorer.ascore(list(pairs)), len(pairs))
+    else:
+        scores = _check_scores(await asyncio.to_thread(scorer.score, list(pairs)), len(pairs))
+    if stats is not None:
+        stats.add_scored(scores, time.perf_counter() - t0)
+    return scores
 
 
 NodeStatus = Literal["root", "kept", "pruned", "finished", "empty"]

@@ -114,7 +114,9 @@ class Tree:
         Returns the new node ids per parent (blank steps get status ``"empty"`` and no score).
         """
         await aemit(self.on_event, "depth_start", depth, active=len(parents))
+        t0 = time.perf_counter()
         generated = await asyncio.gather(*(self._generate(p) for p, _ in parents))
+        self.stats.generation_time_s += time.perf_counter() - t0  # the calls overlap: count their span once
         children: list[list[int]] = []
         to_score: list[int] = []
         for (pid, sub), steps in zip(parents, generated, strict=True):
@@ -130,8 +132,8 @@ class Tree:
                     to_score.append(node.id)
             children.append(ids)
         if to_score:
-            scores = await score_async(self.scorer, [(self.question, self.chain_text(i)) for i in to_score])
-            self.stats.add_scored(scores)
+            scores = await score_async(self.scorer, [(self.question, self.chain_text(i)) for i in to_score],
+                                       self.stats)
             for i, s in zip(to_score, scores, strict=True):
                 self.trace[i].score = s
                 self.trace[i].reward = reverse_reward(s, lam=self.cfg.lam, normalize=self.cfg.normalize)
@@ -171,6 +173,7 @@ class Tree:
             res = SearchResult(self.trace[best].answer, self.cfg.delimiter.join(steps), steps,
                                self.trace[best].reward, self.is_finished(best), list(cands), votes,
                                self.trace, self.stats)
+        self.stats.wall_time_s = time.perf_counter() - self.started  # the whole call, before the last event
         await aemit(self.on_event, "finished", max((n.depth for n in self.trace), default=0),
                     answer=res.answer, stats=self.stats.to_dict())
         return res
@@ -202,5 +205,4 @@ async def run_steps(tree: Tree, policy: StepPolicy) -> SearchResult:
         await aemit(tree.on_event, "depth_end", depth, **summary)
         if policy.stopped():
             break
-    tree.stats.wall_time_s = time.perf_counter() - tree.started
     return await tree.result(policy.final_pool())

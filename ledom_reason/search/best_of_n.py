@@ -133,8 +133,9 @@ class BestOfNResult:
         aggregator: Aggregator used.
         ranking: All candidates, most preferred first (``ranking[0]`` is the chosen one).
         votes: Per answer ``{"count", "weight"}``.
-        stats: Compute accounting. In a batch call, each result counts its own pairs and tokens,
-            and ``scorer_calls = 1`` (the call it shared with the other questions).
+        stats: Compute accounting. In a batch call, each result counts its own pairs and tokens, and
+            ``scorer_calls = 1``, ``scoring_time_s`` and ``wall_time_s`` are those of the call it shared
+            with the other questions.
     """
 
     index: int
@@ -212,14 +213,14 @@ def _split(flat: list[PairScore], sizes: list[int]) -> list[list[PairScore]]:
 
 def _batch_results(
     questions: Sequence[str], cands: list[list[str]], flat: list[PairScore] | None,
-    cfg: BestOfNConfig, wall: float,
+    cfg: BestOfNConfig, scoring_s: float,
 ) -> list[BestOfNResult]:
     per_q = _split(flat, [len(c) for c in cands]) if flat is not None else [None] * len(cands)
     results = []
     for q, cs, sc in zip(questions, cands, per_q, strict=True):
-        stats = SearchStats(wall_time_s=wall)
+        stats = SearchStats()
         if sc is not None:
-            stats.add_scored(sc)
+            stats.add_scored(sc, scoring_s)  # the call all questions shared
         results.append(select_from_scores(q, cs, sc, cfg, stats=stats))
     return results
 
@@ -275,12 +276,17 @@ async def aselect_best_of_n_batch(
     cfg = config or BestOfNConfig()
     t0 = time.perf_counter()
     cands, pairs = _prepare(questions, candidates_per_question, scorer, cfg)
-    flat = None
+    flat, scoring_s = None, 0.0
     if cfg.needs_scores:
         assert scorer is not None  # _prepare checked it
+        t1 = time.perf_counter()
         flat = await score_async(scorer, pairs)
+        scoring_s = time.perf_counter() - t1
         await aemit(on_event, "scored", 0, pairs=len(pairs), scorer_calls=1)
-    results = _batch_results(questions, cands, flat, cfg, time.perf_counter() - t0)
+    results = _batch_results(questions, cands, flat, cfg, scoring_s)
+    wall = time.perf_counter() - t0
+    for r in results:
+        r.stats.wall_time_s = wall  # the whole (shared) call
     await aemit(on_event, "finished", 0, answers=[r.answer for r in results])
     return results
 

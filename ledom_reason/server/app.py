@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -134,7 +135,11 @@ router = APIRouter()
 
 @router.post("/v1/score", response_model=ScoreResponse, response_model_exclude_none=True, responses=_ERRORS)
 async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
-    """Score ``(question, candidate)`` pairs with the reverse model; scores come back in input order."""
+    """Score ``(question, candidate)`` pairs with the reverse model; scores come back in input order.
+
+    An empty ``pairs`` list is answered with an empty ``scores`` list (as the local scorer returns ``[]``).
+    """
+    t0 = time.perf_counter()
     state = _state(request)
     cfg = state.config
     if len(body.pairs) > cfg.max_pairs_per_request:
@@ -158,8 +163,9 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
         raise ApiError(422, "forward_model_required",
                        f"lam={lam} < 1 needs a forward model, and this server has none "
                        "(start it with --forward-model, or use lam=1)")
+    t1 = time.perf_counter()
     try:
-        scores = await state.batcher.submit([(p.question, p.candidate) for p in body.pairs])
+        scores = await state.batcher.submit([(p.question, p.candidate) for p in body.pairs]) if body.pairs else []
     except QueueFullError as e:
         raise ApiError(503, "overloaded", str(e), {"Retry-After": str(cfg.retry_after_s)}) from None
     except BatcherClosedError as e:
@@ -171,10 +177,13 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
         if want_reward:
             d["reward"] = reverse_reward(s, lam=lam, normalize=normalize)
         out.append(d)
+    scoring_s = time.perf_counter() - t1
     used = sum(s.input_tokens for s in scores)
     state.metrics.pairs.inc(len(scores))
     state.metrics.tokens.inc(used)
-    return {"scores": out, "model": state.model_name or "unknown", "usage": {"scored_tokens": used, "pairs": len(scores)}}
+    stats = {"scored_pairs": len(scores), "scored_tokens": used, "scoring_time_s": scoring_s,
+             "wall_time_s": time.perf_counter() - t0}
+    return {"scores": out, "model": state.model_name or "unknown", "stats": stats}
 
 
 @router.get("/v1/info")
@@ -221,12 +230,13 @@ async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Never echo the input back (it may be megabytes); keep location, message and kind.
-    details = [{"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-               for e in exc.errors()[:20]]
-    first = details[0] if details else {"loc": [], "msg": "invalid request"}
-    where = ".".join(first["loc"])
+    details: list[dict[str, Any]] = [
+        {"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in exc.errors()[:20]]
+    where = ".".join(details[0]["loc"]) if details else ""
+    msg = str(details[0]["msg"]) if details else "invalid request"
     _state(request).metrics.rejected.labels("validation").inc()
-    return _json_error(422, "validation_error", f"{where}: {first['msg']}" if where else first["msg"], details)
+    return _json_error(422, "validation_error", f"{where}: {msg}" if where else msg, details)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -26,7 +26,8 @@ class ScoreRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    pairs: list[PairIn] = Field(min_length=1, description="Pairs to score, at most `max_pairs_per_request`.")
+    pairs: list[PairIn] = Field(description="Pairs to score, at most `max_pairs_per_request`. An empty list is "
+                                "answered with an empty `scores` list, as `ReverseScorer.score([])` returns `[]`.")
     lam: float | None = Field(
         default=None, ge=0.0, le=1.0, allow_inf_nan=False,
         description="λ of the reward (1 − λ)·log P_fwd + λ·log P_rev; adds `reward` to each score. "
@@ -48,14 +49,18 @@ class ScoreOut(BaseModel):
     forward_mean: float | None = None
     truncated_tokens: int = 0
     input_tokens: int = 0
+    p_correct: float | None = Field(default=None, description="Calibrated P(correct), when the server's model "
+                                    "has a calibration (docs/calibration.md).")
     reward: float | None = Field(default=None, description="Present when `lam` or `normalize` was given.")
 
 
-class Usage(BaseModel):
-    """Compute accounting of one request."""
+class RequestStats(BaseModel):
+    """Compute accounting of one request, with the names :class:`ledom_reason.search.SearchStats` uses."""
 
+    scored_pairs: int = Field(description="Pairs scored for this request.")
     scored_tokens: int = Field(description="Tokens run through the model(s) for this request.")
-    pairs: int
+    scoring_time_s: float = Field(description="Seconds the request waited for its scores (queue + model pass).")
+    wall_time_s: float = Field(description="Seconds the server spent on the request, scoring included.")
 
 
 class ScoreResponse(BaseModel):
@@ -63,7 +68,7 @@ class ScoreResponse(BaseModel):
 
     scores: list[ScoreOut]
     model: str
-    usage: Usage
+    stats: RequestStats
 
 
 class ErrorDetail(BaseModel):

@@ -14,6 +14,8 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("tenacity")
 
+import httpx
+
 from ledom_reason import RemoteScorer
 from ledom_reason.reward import reverse_reward
 from ledom_reason.scorers.remote import MAX_RETRY_AFTER_S, RemoteScorerError
@@ -66,6 +68,15 @@ async def test_async_matches_in_process(server, scorer):
         many = await asyncio.gather(*(remote.ascore(PAIRS[i:] + PAIRS[:i]) for i in range(5)))
     for i, got in enumerate(many):
         assert_same(got, scorer.score(PAIRS[i:] + PAIRS[:i]))
+
+
+async def test_empty_input_is_an_empty_result_everywhere(server, scorer):
+    # one contract for every backend: no pairs in, no scores out (no error, no request needed)
+    remote = RemoteScorer(server.url, **FAST)
+    assert scorer.score([]) == remote.score([]) == await remote.ascore([]) == []
+    assert remote.stats["requests"] == 0
+    r = httpx.post(f"{server.url}/v1/score", json={"pairs": []}, timeout=10)
+    assert r.status_code == 200 and r.json()["scores"] == []
 
 
 def test_chunking_by_bytes(server, scorer):

@@ -17,6 +17,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import ConfigurableField, RunnableLambda
 
 from ledom_reason import ScorerConfig, reverse_reward
+from ledom_reason.answers import extract_answer
 from ledom_reason.integrations._common import CandidateScoringError
 from ledom_reason.integrations.langchain import BestOfNOutput, LedomBestOfN
 
@@ -54,8 +55,9 @@ async def test_chain_async_details_and_lcel(scorer):
     assert isinstance(out, BestOfNOutput)
     assert sorted(c.text for c in out.candidates) == sorted(ANSWERS)
     exp, _ = _best_direct(scorer, [c.text for c in out.candidates])
-    assert out.answer == exp == out.output
-    assert out.candidates[out.index].text == out.answer
+    assert out.text == exp == out.output  # `text`: the full chosen candidate
+    assert out.answer == extract_answer(exp)  # `answer`: its extracted final answer, as everywhere else
+    assert out.candidates[out.index].text == out.text and out.candidates[out.index].answer == out.answer
     assert out.stats["scorer_calls"] >= 1 and out.stats["scored_tokens"] > 0
     # composable with `|` on both sides
     pipe = RunnableLambda(lambda q: {"question": q}) | LedomBestOfN(runnable=chain, scorer=scorer, n=4) | (

@@ -47,8 +47,17 @@ def test_score_matches_in_process_scorer(client, scorer):
         assert got["reverse_logprob"] == pytest.approx(exp.reverse_logprob, abs=1e-4)
         assert got["reverse_mean"] == pytest.approx(exp.reverse_mean, abs=1e-5)
         assert "reward" not in got  # only when lam/normalize is given
-    assert data["usage"] == {"pairs": 3, "scored_tokens": sum(e.input_tokens for e in expected)}
+    st = data["stats"]  # the names SearchStats uses
+    assert (st["scored_pairs"], st["scored_tokens"]) == (3, sum(e.input_tokens for e in expected))
+    assert 0 < st["scoring_time_s"] <= st["wall_time_s"]
     assert data["model"] == scorer.name
+
+
+def test_empty_pairs_give_empty_scores_like_the_local_scorer(client, scorer):
+    r = client.post("/v1/score", json={"pairs": []})
+    assert r.status_code == 200, r.text
+    assert r.json()["scores"] == [] == scorer.score([])
+    assert r.json()["stats"]["scored_pairs"] == 0
 
 
 def test_reward_added_on_request(client, scorer):
