@@ -1,6 +1,8 @@
 """Sample N candidate solutions per problem with a local transformers model (CPU or GPU).
 
-Output rows follow the candidates format (:mod:`ledom_reason.eval.candidates`). The file is
+Output rows follow the candidates format (:mod:`ledom_reason.eval.candidates`), with a ``stats`` field: the
+sampled candidates' ``generated_tokens`` and ``generation_time_s`` (the time of the batched ``generate`` call,
+shared evenly among the problems of the batch), which ``ledom-reason eval`` adds up. The file is
 append-only and resumable: problems already in it are skipped, and every line is complete (a torn
 last line from an interruption is dropped on restart).
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -110,8 +113,17 @@ def prompt_ids(tokenizer: Any, prompt: str, cfg: GenerationConfig) -> list[int]:
     return forward_prompt_ids(tokenizer, prompt, chat_template=False)
 
 
+def _new_tokens(row: list[int], stop_ids: set[int]) -> int:
+    """Tokens generated in one output row: up to and including the first stop (EOS/pad) token."""
+    for i, t in enumerate(row):
+        if t in stop_ids:
+            return i + 1
+    return len(row)
+
+
 def _generate(model: Any, tokenizer: Any, prompts: list[str], cfg: GenerationConfig, *, sample: bool,
-              num: int) -> list[list[str]]:
+              num: int) -> tuple[list[list[str]], list[int]]:
+    """Texts per prompt, and the tokens generated per prompt (all its ``num`` samples)."""
     import torch
 
     rows = [prompt_ids(tokenizer, p, cfg) for p in prompts]
@@ -128,7 +140,10 @@ def _generate(model: Any, tokenizer: Any, prompts: list[str], cfg: GenerationCon
         out = model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
     new = out[:, width:]
     texts = tokenizer.batch_decode(new, skip_special_tokens=True)
-    return [[clean_output(t, cfg) for t in texts[i * num : (i + 1) * num]] for i in range(len(prompts))]
+    stop = {i for i in (tokenizer.eos_token_id, pad) if i is not None}
+    counts = [_new_tokens(r, stop) for r in new.tolist()]
+    return ([[clean_output(t, cfg) for t in texts[i * num : (i + 1) * num]] for i in range(len(prompts))],
+            [sum(counts[i * num : (i + 1) * num]) for i in range(len(prompts))])
 
 
 def generate_candidates(
@@ -174,14 +189,18 @@ def generate_candidates(
             part = todo[a : a + per_call]
             prompts = [build_prompt(tokenizer, p.question, cfg) for _, p in part]
             torch.manual_seed(cfg.seed * 1_000_003 + part[0][0])
-            samples = _generate(model, tokenizer, prompts, cfg, sample=True, num=cfg.n)
-            greedy = _generate(model, tokenizer, prompts, cfg, sample=False, num=1) if cfg.greedy else None
+            t0 = time.perf_counter()
+            samples, tokens = _generate(model, tokenizer, prompts, cfg, sample=True, num=cfg.n)
+            seconds = time.perf_counter() - t0
+            greedy = _generate(model, tokenizer, prompts, cfg, sample=False, num=1)[0] if cfg.greedy else None
             for j, (_, p) in enumerate(part):
                 row: dict[str, Any] = {"id": p.id, "question": p.question, "gold": p.answer,
                                        "candidates": samples[j]}
                 if greedy is not None:
                     row["greedy"] = greedy[j][0]
                 row["meta"] = meta
+                # the sampled candidates' cost (greedy excluded); one batched call shared by `part`
+                row["stats"] = {"generated_tokens": tokens[j], "generation_time_s": seconds / len(part)}
                 append_jsonl(f, row)
                 written += 1
             if progress is not None:

@@ -9,7 +9,8 @@ Output folder::
 
     scores.jsonl        score cache ({"key", "score"})
     per_problem.jsonl   one row per problem (answers, correctness, scores, choice per aggregator)
-    summary.json / summary.md   accuracy ± 95% Wilson CI per aggregator, pass@N, greedy, N and λ sweeps
+    summary.json / summary.md   accuracy ± 95% Wilson CI per aggregator, pass@N, greedy, N and λ sweeps,
+                        and compute accounting (``stats``, the keys of :class:`~ledom_reason.search.SearchStats`)
     acc_vs_n.png, acc_vs_lambda.png
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -103,6 +105,7 @@ def _problem_row(row: dict[str, Any], cache: ScoreCache | None, cfg: EvalConfig)
         "id": row["id"], "question": q, "gold": gold, "n": len(cands),
         "answers": answers, "correct": correct, "pass_at_n": any(correct),
         "scores": None if scores is None else [s.to_dict() for s in scores],
+        "stats": row.get("stats"),  # generation cost, when the candidates file records it
     }
     if row.get("greedy"):
         ga = cfg.extract(row["greedy"])
@@ -131,8 +134,35 @@ def _choose(q: str, idx: list[int], rec: dict[str, Any], scores: list[PairScore]
     return bool(rec["correct"][idx[res.index]])
 
 
-def summarize(records: Sequence[dict[str, Any]], cfg: EvalConfig) -> dict[str, Any]:
-    """Accuracy ± 95% Wilson CI per aggregator, pass@N, greedy, accuracy vs N, accuracy vs λ."""
+def compute_stats(records: Sequence[dict[str, Any]], run: dict[str, float] | None = None) -> dict[str, Any]:
+    """Compute accounting of an evaluation, with the keys of :class:`~ledom_reason.search.SearchStats`.
+
+    Pairs and tokens cover every problem (from the recorded scores); ``generated_tokens`` and
+    ``generation_time_s`` add up the candidates file's per-problem ``stats`` (``None`` unless every problem has
+    them); ``scorer_calls`` (scoring passes, one per chunk of problems with pairs not yet cached),
+    ``scoring_time_s`` and ``wall_time_s`` are those of this invocation (``run``), so a resumed run counts only
+    the part it scored. ``generator_calls`` is ``None``: a candidates file does not say.
+    """
+    run = run or {}
+    scores = [s for r in records for s in (r.get("scores") or [])]
+    gen = [r.get("stats") for r in records]
+    whole = bool(gen) and all(isinstance(g, dict) and g.get("generated_tokens") is not None for g in gen)
+    out: dict[str, Any] = {
+        "generator_calls": None,
+        "generated_tokens": sum(int(g["generated_tokens"]) for g in gen) if whole else None,  # type: ignore[index]
+        "scorer_calls": int(run.get("scorer_calls", 0)),
+        "scored_pairs": len(scores),
+        "scored_tokens": sum(int(s.get("input_tokens", 0)) for s in scores),
+        "wall_time_s": float(run.get("wall_time_s", 0.0)),
+        "generation_time_s": sum(float(g.get("generation_time_s", 0.0)) for g in gen) if whole else None,  # type: ignore[union-attr]
+        "scoring_time_s": float(run.get("scoring_time_s", 0.0)),
+    }
+    return out
+
+
+def summarize(records: Sequence[dict[str, Any]], cfg: EvalConfig,
+              run: dict[str, float] | None = None) -> dict[str, Any]:
+    """Accuracy ± 95% Wilson CI per aggregator, pass@N, greedy, accuracy vs N, accuracy vs λ, accounting."""
     n = len(records)
     if n == 0:
         raise ValueError("no problems to summarise")
@@ -175,7 +205,8 @@ def summarize(records: Sequence[dict[str, Any]], cfg: EvalConfig) -> dict[str, A
                                          for r, sc in parsed) / n] for lam in cfg.lams]
     return {"config": {k: v for k, v in asdict(cfg).items() if k != "extract"}, "problems": n,
             "max_candidates": max(len(r["answers"]) for r in records),
-            "table": table, "accuracy_vs_n": vs_n, "accuracy_vs_lambda": vs_lam}
+            "table": table, "accuracy_vs_n": vs_n, "accuracy_vs_lambda": vs_lam,
+            "stats": compute_stats(records, run)}
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
@@ -187,6 +218,15 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     for name, t in summary["table"].items():
         lines.append(f"| {name} | {t['accuracy']:.3f} | [{t['ci95'][0]:.3f}, {t['ci95'][1]:.3f}] | "
                      f"{t['correct']} / {t['problems']} |")
+    st = summary.get("stats")
+    if st:
+        def num(v: Any, fmt: str) -> str:
+            return "n/a" if v is None else format(v, fmt)
+        lines += ["", "Compute: " + ", ".join([
+            f"{st['scored_pairs']} pairs / {st['scored_tokens']} tokens scored",
+            f"{num(st['generated_tokens'], 'd')} tokens generated in {num(st['generation_time_s'], '.1f')} s",
+            f"this run: {st['scorer_calls']} scorer calls, {st['scoring_time_s']:.1f} s scoring, "
+            f"{st['wall_time_s']:.1f} s in all"])]
     vs_n = summary["accuracy_vs_n"]
     ns = [int(p[0]) for p in next(iter(vs_n.values()))]
     lines += ["", f"Accuracy vs N (mean over {cfg['seeds']} subsamples)", "",
@@ -249,6 +289,8 @@ def run_eval(
         The summary dict (also written to ``summary.json``).
     """
     cfg = config or EvalConfig()
+    t0 = time.perf_counter()
+    run = {"scorer_calls": 0, "scoring_time_s": 0.0, "wall_time_s": 0.0}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     per_path = out / "per_problem.jsonl"
@@ -268,7 +310,10 @@ def run_eval(
             part = todo[a : a + cfg.chunk]
             if cache is not None:
                 pairs = [(r["question"], c) for r in part for c in r["candidates"]]
-                cache.ensure(scorer, pairs, score_fn)
+                t1 = time.perf_counter()
+                if cache.ensure(scorer, pairs, score_fn):
+                    run["scorer_calls"] += 1
+                    run["scoring_time_s"] += time.perf_counter() - t1
                 _check_forward([cache.get(*pairs[0])], cfg)
             for r in part:
                 rec = _problem_row(r, cache, cfg)
@@ -277,6 +322,7 @@ def run_eval(
             if progress is not None:
                 progress(len(rows) - len(todo) + a + len(part), len(rows))
     records = [done[r["id"]] for r in rows]
-    summary = summarize(records, cfg)
+    run["wall_time_s"] = time.perf_counter() - t0
+    summary = summarize(records, cfg, run)
     write_outputs(summary, out, title)
     return summary

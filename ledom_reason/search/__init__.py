@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ledom_reason.search._common import (
+    STATS_FIELDS,
     AnswerExtractor,
     EventHook,
     GeneratedSteps,
@@ -67,6 +68,7 @@ __all__ = [
     "ASYNC_SEARCHES",
     "SEARCHES",
     "SEARCH_CONFIGS",
+    "STATS_FIELDS",
     "AnswerExtractor",
     "BeamSearchConfig",
     "BestOfNConfig",

@@ -17,7 +17,7 @@ from dspy.lm15 import Usage
 from dspy.utils.dummies import DummyLM
 
 from ledom_reason.integrations.dspy import LedomBestOfN
-from ledom_reason.search._common import STATS_FIELDS
+from ledom_reason.search import STATS_FIELDS
 
 Q = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 ANSWERS = [{"reasoning": "3 + 4 = 7.", "answer": "7"}, {"reasoning": "3 * 4 = 12.", "answer": "12"},

@@ -69,3 +69,14 @@ def test_prompt_ids_match_forward_scorer_layout(tiny_tokenizer):
     assert prompt_ids(tiny_tokenizer, cfg.prompt.format(question=q), cfg) == forward_prompt_ids(
         tiny_tokenizer, q, chat_template=False)
     assert prompt_ids(tiny_tokenizer, q, cfg)[0] == tiny_tokenizer.bos_token_id
+
+
+def test_rows_record_generated_tokens(tmp_path, tiny_lm):
+    model, tok = tiny_lm
+    out = tmp_path / "cands.jsonl"
+    cfg = GenerationConfig(n=2, max_new_tokens=5, batch_size=4, chat_template=False)
+    generate_candidates(model, tok, load_dataset("gsm8k", limit=2), out, cfg)
+    for row in read_candidates(out):
+        # a random tiny model rarely stops early: each sample is at most max_new_tokens and at least one token
+        assert 2 <= row["stats"]["generated_tokens"] <= 2 * 5
+        assert row["stats"]["generation_time_s"] > 0

@@ -145,3 +145,22 @@ def test_cli_eval_with_tiny_model(tmp_path, tiny_model_dir, capsys):
     assert "| reward |" in text and "| majority |" in text and "forward" not in text.split("Accuracy vs N")[0]
     assert (out / "acc_vs_n.png").stat().st_size > 5000
     assert not (out / "acc_vs_lambda.png").exists()  # no forward model: no λ sweep
+
+
+def test_summary_carries_compute_accounting(tmp_path):
+    from ledom_reason.search import STATS_FIELDS
+
+    rows = _rows(4)
+    for i, r in enumerate(rows):
+        r["stats"] = {"generated_tokens": 10 + i, "generation_time_s": 0.5}  # as `ledom-reason generate` writes
+    sc = CountingScorer()
+    st = run_eval(rows, sc, EvalConfig(ns=(1, 2), seeds=1, chunk=2), tmp_path / "a")["stats"]
+    assert tuple(st) == STATS_FIELDS
+    assert st["scored_pairs"] == len(sc.pairs) == 20
+    assert st["scored_tokens"] == sum(len(c) for _, c in sc.pairs)  # CountingScorer: input_tokens = len(text)
+    assert st["generated_tokens"] == 10 + 11 + 12 + 13 and st["generation_time_s"] == pytest.approx(2.0)
+    assert st["scorer_calls"] == sc.calls == 2 and 0 <= st["scoring_time_s"] <= st["wall_time_s"]
+    assert "Compute: 20 pairs" in (tmp_path / "a" / "summary.md").read_text()
+    del rows[0]["stats"]  # one problem without generation stats: the totals are unknown, not undercounted
+    st = run_eval(rows, CountingScorer(), EvalConfig(ns=(1,), seeds=1), tmp_path / "b")["stats"]
+    assert st["generated_tokens"] is None and st["generation_time_s"] is None

@@ -17,7 +17,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 
 from ledom_reason.integrations.langchain import LedomBestOfN, LedomStepPruner
-from ledom_reason.search._common import STATS_FIELDS
+from ledom_reason.search import STATS_FIELDS
 
 Q = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 ANSWERS = ["3 + 4 = 7 apples.\n#### 7", "3 * 4 = 12 apples.\n#### 12", "He has 7 apples.\n#### 7"]

@@ -7,6 +7,7 @@ import asyncio
 import time
 
 from ledom_reason.search import (
+    STATS_FIELDS,
     BeamSearchConfig,
     DVTSConfig,
     GeneratedSteps,
@@ -15,7 +16,6 @@ from ledom_reason.search import (
     advts,
     aselect_best_of_n_batch,
 )
-from ledom_reason.search._common import STATS_FIELDS
 from ledom_reason.types import PairScore
 
 GEN_S = 0.15
