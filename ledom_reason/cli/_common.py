@@ -1,11 +1,20 @@
-"""Options shared by several commands: choosing and building a scorer."""
+"""Options shared by several commands: choosing and building a scorer, reading inputs, reporting errors.
+
+Every error about an input file is reported as ``<file>:<line>: <message>`` (the line of the JSONL row,
+blank lines counted), whether it comes from parsing, from validating a pair or from the scorer; ``main``
+prints it after ``ledom-reason <command>: error: ``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from ledom_reason.reward import NORMALIZE_CHOICES
+from ledom_reason.types import PairError
 
 
 def add_scorer_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
@@ -59,11 +68,58 @@ def progress_bar(total: int, desc: str) -> Any:
 
 
 def score_with_progress(scorer: Any, pairs: list[tuple[str, str]], desc: str, chunk: int = 512) -> list[Any]:
-    """Score in chunks with a progress bar; works for any Scorer (local or remote)."""
+    """Score in chunks with a progress bar; works for any Scorer (local or remote).
+
+    Raises:
+        PairError: a bad pair, with ``.index`` in ``pairs`` (not in the chunk).
+    """
     out: list[Any] = []
     with progress_bar(len(pairs), desc) as bar:
         for a in range(0, len(pairs), chunk):
             part = pairs[a : a + chunk]
-            out += scorer.score(part)
+            try:
+                out += scorer.score(part)
+            except PairError as e:
+                raise e.at(None if e.index is None else a + e.index) from None
             bar.update(len(part))
     return out
+
+
+def read_rows(path: str | os.PathLike[str], required: Sequence[str] = ()) -> list[tuple[str, dict[str, Any]]]:
+    """``(where, row)`` per JSONL row, ``where`` = ``"<file>:<line>"`` (bad JSON/rows raise naming it)."""
+    from ledom_reason.io import iter_jsonl
+
+    out = []
+    for n, row in iter_jsonl(path):
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise ValueError(f"{path}:{n}: missing field(s) {missing}")
+        out.append((f"{path}:{n}", row))
+    return out
+
+
+@contextmanager
+def pair_errors_at(wheres: Sequence[str] | Callable[[int], str | None]) -> Iterator[None]:
+    """Re-raise a :class:`PairError` about pair ``i`` as ``CLIError("<wheres[i]>: <reason>")``."""
+    from ledom_reason.cli import CLIError
+
+    try:
+        yield
+    except PairError as e:
+        where = None
+        if e.index is not None:
+            if callable(wheres):
+                where = wheres(e.index)
+            elif 0 <= e.index < len(wheres):
+                where = wheres[e.index]
+        if where is None:
+            raise
+        raise CLIError(f"{where}: {e.reason}") from None
+
+
+def located_score_fn(where_of: Mapping[tuple[str, str], str], desc: str = "scoring") -> Callable[[Any, list[tuple[str, str]]], list[Any]]:
+    """A ``score_fn(scorer, pairs)`` (for score caches) whose pair errors name the input line of the pair."""
+    def fn(scorer: Any, pairs: list[tuple[str, str]]) -> list[Any]:
+        with pair_errors_at(lambda i: where_of.get(pairs[i]) if 0 <= i < len(pairs) else None):
+            return score_with_progress(scorer, pairs, desc)
+    return fn

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ledom_reason.cli._common import add_scorer_args, build_scorer, score_with_progress
+from ledom_reason.cli._common import add_scorer_args, build_scorer, located_score_fn, read_rows
 
 DEFAULT_AGGS = "reward,majority,weighted,random,forward"
 DEFAULT_LAMS = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1"
@@ -50,8 +50,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _score_fn(scorer: Any, pairs: list[tuple[str, str]]) -> list[Any]:
-    return score_with_progress(scorer, pairs, "scoring")
+def _where_of(path: str, rows: list[tuple[str, dict[str, Any]]]) -> dict[tuple[str, str], str]:
+    """``(question, candidate) -> "<file>:<line>: candidates[k]"`` (the first occurrence), for error messages."""
+    out: dict[tuple[str, str], str] = {}
+    for where, row in rows:
+        for k, c in enumerate(row.get("candidates") or []):
+            if isinstance(c, str):
+                out.setdefault((row.get("question"), c), f"{where}: candidates[{k}]")  # type: ignore[arg-type]
+    return out
 
 
 def _print(s: str) -> None:
@@ -88,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     rows = read_candidates(args.candidates, gold_by_question=gold)
     scorer = build_scorer(args) if cfg.needs_scores else None
     title = f"{args.dataset or Path(args.candidates).stem}: {len(rows)} problems"
-    summary = run_eval(rows, scorer, cfg, args.out, score_fn=_score_fn, title=title)
+    score_fn = located_score_fn(_where_of(args.candidates, read_rows(args.candidates)))
+    summary = run_eval(rows, scorer, cfg, args.out, score_fn=score_fn, title=title)
     _print(summary_markdown(summary))
     _print(f"\nwrote {args.out}/per_problem.jsonl, summary.md, summary.json, plots\n")
     return 0
@@ -97,16 +104,17 @@ def run(args: argparse.Namespace) -> int:
 def _run_discrimination(args: argparse.Namespace, lams: tuple[float, ...]) -> int:
     from ledom_reason.eval.discrimination import discrimination_markdown, evaluate_discrimination
     from ledom_reason.eval.score_cache import ScoreCache
-    from ledom_reason.io import atomic_open, read_jsonl
+    from ledom_reason.io import atomic_open
 
-    rows = read_jsonl(args.discrimination, required=("question", "candidates", "labels"))
+    located = read_rows(args.discrimination, required=("question", "candidates", "labels"))
+    rows = [r for _, r in located]
     norms = tuple(x.strip() for x in args.normalize.split(",") if x.strip())
     out = Path(args.out)
     cache = ScoreCache(out / "scores.jsonl")
     pairs = [(r["question"], c) for r in rows for c in r["candidates"]]
     missing = cache.missing(pairs)
     if missing:
-        cache.ensure(build_scorer(args), pairs, _score_fn)
+        cache.ensure(build_scorer(args), pairs, located_score_fn(_where_of(args.discrimination, located)))
     scores = [[cache.get(r["question"], c) for c in r["candidates"]] for r in rows]
     res = evaluate_discrimination(rows, scores, lams=lams, normalizes=norms, seed=args.seed)
     with atomic_open(out / "discrimination.json") as f:

@@ -7,10 +7,18 @@ import json
 import sys
 from typing import Any
 
-from ledom_reason.cli._common import add_reward_args, add_scorer_args, build_scorer, score_with_progress
+from ledom_reason.cli._common import (
+    add_reward_args,
+    add_scorer_args,
+    build_scorer,
+    pair_errors_at,
+    read_rows,
+    score_with_progress,
+)
+from ledom_reason.reward import Normalize
 
 SCORE_FIELDS = ("reverse_logprob", "question_tokens", "reverse_mean", "forward_logprob",
-                "candidate_tokens", "forward_mean", "truncated_tokens")
+                "candidate_tokens", "forward_mean", "truncated_tokens", "p_correct")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_score)
 
     r = sub.add_parser("rerank", help="rank candidates per question from a JSONL file",
-                       description="Input rows: {question, candidates: [...], ...}; output adds `ranked` and `best`.")
+                       description="Input rows: {question, candidates: [...], ...}; output rows keep the other "
+                       "fields and add `ranking` (every candidate, best first: index, text, answer, scores, reward, "
+                       "rank) and `best` (index, text, answer, reward of ranking[0]).")
     r.add_argument("--input", required=True, help="JSONL with `question` and `candidates` (list of str)")
     r.add_argument("--output", help="output JSONL (default: stdout); written atomically")
     add_scorer_args(r)
@@ -31,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=run_rerank)
 
 
-def _score_fields(s: Any, lam: float, normalize: str) -> dict[str, Any]:
+def _score_fields(s: Any, lam: float, normalize: Normalize) -> dict[str, Any]:
     from ledom_reason.reward import reverse_reward
 
     d = {k: getattr(s, k) for k in SCORE_FIELDS if getattr(s, k) is not None}
@@ -58,45 +68,53 @@ def _check_reward_args(args: argparse.Namespace) -> None:
         raise CLIError(f"--lam {args.lam} < 1 needs --forward-model")
 
 
-def run_score(args: argparse.Namespace) -> int:
-    from ledom_reason.io import read_jsonl
+def _score(args: argparse.Namespace, pairs: list[tuple[str, str]], wheres: list[str], desc: str) -> list[Any]:
+    """Validate, build the scorer, score; any bad pair is reported at its input line."""
     from ledom_reason.types import normalize_pairs
 
-    _check_reward_args(args)
-    rows = read_jsonl(args.input, required=("question", "candidate"))
-    pairs = normalize_pairs([(r["question"], r["candidate"]) for r in rows])
+    with pair_errors_at(wheres):
+        pairs = normalize_pairs(pairs)
     scorer = build_scorer(args)
-    scores = score_with_progress(scorer, pairs, "scoring")
+    with pair_errors_at(wheres):
+        return score_with_progress(scorer, pairs, desc)
+
+
+def run_score(args: argparse.Namespace) -> int:
+    _check_reward_args(args)
+    located = read_rows(args.input, required=("question", "candidate"))
+    rows = [r for _, r in located]
+    scores = _score(args, [(r["question"], r["candidate"]) for r in rows], [w for w, _ in located], "scoring")
     _emit([{**row, **_score_fields(s, args.lam, args.normalize)} for row, s in zip(rows, scores, strict=True)],
           args.output)
     return 0
 
 
 def run_rerank(args: argparse.Namespace) -> int:
-    from ledom_reason.io import read_jsonl
-    from ledom_reason.types import normalize_pairs
+    from ledom_reason.answers import extract_answer
+    from ledom_reason.cli import CLIError
 
     _check_reward_args(args)
-    rows = read_jsonl(args.input, required=("question", "candidates"))
+    located = read_rows(args.input, required=("question", "candidates"))
     pairs: list[tuple[str, str]] = []
-    for n, row in enumerate(rows, 1):
+    wheres: list[str] = []
+    for where, row in located:
         cands = row["candidates"]
         if not isinstance(cands, list) or not cands:
-            raise ValueError(f"{args.input}: row {n}: `candidates` must be a non-empty list")
+            raise CLIError(f"{where}: `candidates` must be a non-empty list")
         pairs += [(row["question"], c) for c in cands]
-    pairs = normalize_pairs(pairs)
-    scorer = build_scorer(args)
-    scores = score_with_progress(scorer, pairs, "reranking")
+        wheres += [f"{where}: candidates[{k}]" for k in range(len(cands))]
+    scores = _score(args, pairs, wheres, "reranking")
     out, k = [], 0
-    for row in rows:
-        ranked = []
+    for _, row in located:
+        ranking = []
         for i, c in enumerate(row["candidates"]):
-            ranked.append({"index": i, "candidate": c, **_score_fields(scores[k], args.lam, args.normalize)})
+            ranking.append({"index": i, "text": c, "answer": extract_answer(c),
+                            **_score_fields(scores[k], args.lam, args.normalize)})
             k += 1
-        ranked.sort(key=lambda d: (-d["reward"], d["index"]))  # ties: earlier candidate wins
-        for rank, d in enumerate(ranked):
+        ranking.sort(key=lambda d: (-d["reward"], d["index"]))  # ties: earlier candidate wins
+        for rank, d in enumerate(ranking):
             d["rank"] = rank
-        out.append({**{k2: v for k2, v in row.items() if k2 != "candidates"},
-                    "ranked": ranked, "best": ranked[0]["candidate"], "best_index": ranked[0]["index"]})
+        best = {key: ranking[0][key] for key in ("index", "text", "answer", "reward", "p_correct") if key in ranking[0]}
+        out.append({**{k2: v for k2, v in row.items() if k2 != "candidates"}, "best": best, "ranking": ranking})
     _emit(out, args.output)
     return 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ledom_reason.io import read_jsonl
+from ledom_reason.io import iter_jsonl
 
 
 def read_candidates(
@@ -25,19 +25,25 @@ def read_candidates(
     """Read and validate a candidates file; fill ``id`` and (from ``gold_by_question``) ``gold``.
 
     Raises:
-        ValueError: a row without candidates, a non-string candidate, duplicate ids, or no gold answer.
+        ValueError: a row without candidates, a non-string candidate, duplicate ids, or no gold answer; the
+            message starts with ``<file>:<line>:``.
     """
-    rows = read_jsonl(path, required=("question", "candidates"))
+    rows = []
     seen: set[str] = set()
-    for n, row in enumerate(rows, 1):
-        where = f"{path}: row {n}"
+    for n, row in iter_jsonl(path):
+        where = f"{path}:{n}"
+        missing = [k for k in ("question", "candidates") if k not in row]
+        if missing:
+            raise ValueError(f"{where}: missing field(s) {missing}")
+        rows.append(row)
         if not isinstance(row["question"], str) or not row["question"].strip():
             raise ValueError(f"{where}: `question` must be a non-empty string")
         cands = row["candidates"]
         if not isinstance(cands, list) or not cands:
             raise ValueError(f"{where}: `candidates` must be a non-empty list")
-        if not all(isinstance(c, str) and c.strip() for c in cands):
-            raise ValueError(f"{where}: every candidate must be a non-empty string")
+        bad = next((k for k, c in enumerate(cands) if not (isinstance(c, str) and c.strip())), None)
+        if bad is not None:
+            raise ValueError(f"{where}: candidates[{bad}] must be a non-empty string")
         if "greedy" in row and row["greedy"] is not None and not isinstance(row["greedy"], str):
             raise ValueError(f"{where}: `greedy` must be a string")
         row["id"] = str(row.get("id", f"line-{n}"))

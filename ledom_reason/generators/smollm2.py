@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ledom_reason.scorers.quiet import quiet_loading
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -143,7 +145,8 @@ def _load_gguf(path: Path) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
+    with quiet_loading():
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
     return model, tokenizer
 
 
@@ -201,7 +204,8 @@ def load_smollm2(*, cache: bool = True, cache_dir: str | os.PathLike[str] | None
 
             logger.info("loading SmolLM2 from the cache %s", folder)
             tokenizer = AutoTokenizer.from_pretrained(folder)
-            model = AutoModelForCausalLM.from_pretrained(folder)
+            with quiet_loading():
+                model = AutoModelForCausalLM.from_pretrained(folder)
         else:
             logger.info("converting %s (GGUF → fp32, ~30 s on 2 CPU cores)", path)
             model, tokenizer = _load_gguf(path)
@@ -243,6 +247,19 @@ def _top_p_filter(probs: Any, top_p: float) -> Any:
     drop = sorted_p.cumsum(-1) - sorted_p > top_p  # mass before this token already reaches top_p
     sorted_p = sorted_p.masked_fill(drop, 0.0)
     return torch.zeros_like(probs).scatter(-1, order, sorted_p)
+
+
+def _cache_kwarg(model: Any) -> str:
+    """The keyword a model's ``forward`` takes its KV cache by: ``cache`` (transformers >= 5.24, where
+    ``past_key_values`` is deprecated with a FutureWarning) or ``past_key_values`` (earlier releases)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _cache_of(out: Any) -> Any:
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
 
 
 def sample_tokens(
@@ -299,6 +316,7 @@ def sample_tokens(
         gen.manual_seed(int(seed))
     eos = torch.tensor(sorted(set(eos_token_ids)), dtype=torch.long)
     device = next(model.parameters()).device
+    cache_arg = _cache_kwarg(model)
     rows: list[list[int]] = [[] for _ in range(n)]
     done = torch.zeros(n, dtype=torch.bool)
     with torch.no_grad():
@@ -322,5 +340,5 @@ def sample_tokens(
             if bool(done.all()):
                 break
             # finished rows keep decoding (their tokens are discarded); simpler than shrinking the cache
-            out = model(input_ids=nxt.view(n, 1).to(device), past_key_values=out.past_key_values, use_cache=True)
+            out = model(input_ids=nxt.view(n, 1).to(device), use_cache=True, **{cache_arg: _cache_of(out)})
     return rows

@@ -17,6 +17,7 @@ from ledom_reason.scorers._packed import pick_kernel
 from ledom_reason.scorers.config import ScorerConfig
 from ledom_reason.scorers.encoding import EncodedPair, PairEncoder
 from ledom_reason.scorers.engine import ProgressFn, ScoringSeq, fast_logprobs, reference_logprobs
+from ledom_reason.scorers.quiet import quiet_loading
 from ledom_reason.types import NonFiniteScoreError, PairLike, PairScore
 
 __all__ = ["EncodedPair", "ReverseScorer", "load_causal_lm", "resolve_device", "resolve_dtype"]
@@ -86,8 +87,9 @@ def load_causal_lm(
             path = resolved
         if not (path / "config.json").exists():
             raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face model folder")
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True,
-                                                     trust_remote_code=trust_remote_code)
+        with quiet_loading():
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True,
+                                                         trust_remote_code=trust_remote_code)
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(path, **tok_kwargs)
     model = model.to(device=device, dtype=dtype).eval()

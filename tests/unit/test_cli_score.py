@@ -37,13 +37,18 @@ def test_rerank_end_to_end_with_forward(tmp_path, tiny_model_dir, tiny_forward_d
                "--lam", "0.5", "--normalize", "mean", "--input", str(inp), "--output", str(out), "--device", "cpu"])
     assert rc == 0
     row = json.loads(out.read_text())
-    assert row["gold"] == "10" and len(row["ranked"]) == 3
-    rewards = [d["reward"] for d in row["ranked"]]
+    assert row["gold"] == "10" and len(row["ranking"]) == 3
+    rewards = [d["reward"] for d in row["ranking"]]
     assert rewards == sorted(rewards, reverse=True)
-    s = scorer_fwd.score([(Q, c) for c in [BAD, GOOD, "Forty-two. #### 42"]])
+    cands = [BAD, GOOD, "Forty-two. #### 42"]
+    s = scorer_fwd.score([(Q, c) for c in cands])
     exp = [0.5 * x.forward_mean + 0.5 * x.reverse_mean for x in s]
-    assert row["best_index"] == max(range(3), key=lambda i: exp[i])
-    assert row["best"] == [BAD, GOOD, "Forty-two. #### 42"][row["best_index"]]
+    best = max(range(3), key=lambda i: exp[i])
+    # one name per concept: `text` = the full candidate, `answer` = its extracted final answer
+    assert row["best"] == {"index": best, "text": cands[best], "answer": ["7", "10", "42"][best],
+                           "reward": pytest.approx(exp[best], abs=1e-5)}
+    top = row["ranking"][0]
+    assert (top["index"], top["text"], top["answer"]) == (best, cands[best], ["7", "10", "42"][best])
 
 
 @pytest.mark.parametrize(

@@ -179,7 +179,7 @@ def test_best_of_n_copies_use_distinct_seeds(tiny_chat, scorer):
     direct = [chat.invoke(QUESTION, seed=5 + i, temperature=0.9).content for i in range(3)]
     assert [c.text for c in out.candidates] == direct
     assert out.stats["generator_calls"] == 3
-    assert out.answer == direct[out.index]
+    assert out.text == direct[out.index]
 
 
 def test_best_of_n_uses_n_in_one_call(tiny_chat, scorer):
