@@ -10,7 +10,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from ledom_reason.types import PairError
+from ledom_reason.reward import RewardSettings
+from ledom_reason.types import PairError, PairScore
 
 T = TypeVar("T")
 
@@ -194,3 +195,20 @@ async def gather_all(calls: Sequence[Callable[[], Awaitable[T]]], limit: int | N
             first = first.exceptions[0]
         raise first from None
     return [t.result() for t in tasks]
+
+
+def verifier_value(score: PairScore, settings: RewardSettings, value: str = "auto", *, explicit: bool = False) -> float:
+    """What a metric or reward function returns for one score.
+
+    ``"p_correct"``: the calibrated P(correct) (a ``ValueError`` when the scorer has no calibration);
+    ``"reward"``: the raw reward under ``settings``; ``"auto"``: ``p_correct`` when the score carries one and
+    the caller did not set λ/normalisation explicitly (``explicit``), else the raw reward.
+    """
+    if value not in ("auto", "p_correct", "reward"):
+        raise ValueError(f"`value` must be 'auto', 'p_correct' or 'reward', got {value!r}")
+    if value == "p_correct" or (value == "auto" and not explicit and score.p_correct is not None):
+        if score.p_correct is None:
+            raise ValueError("value='p_correct' needs a calibrated scorer (a calibration.json next to the model, "
+                             "see `ledom-reason calibrate`), and this score has no p_correct")
+        return float(score.p_correct)
+    return settings(score)

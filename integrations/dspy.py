@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 from ledom_reason._optional import require
 
@@ -39,9 +39,10 @@ from ledom_reason.integrations._common import (  # noqa: E402
     gather_all,
     join_fields,
     scoring_error,
+    verifier_value,
 )
 from ledom_reason.integrations.dspy_stepwise import LedomStepwiseCoT  # noqa: E402
-from ledom_reason.reward import Normalize, reverse_reward, validate_reward_args  # noqa: E402
+from ledom_reason.reward import Normalize, RewardSettings, reward_settings_for, validate_reward_args  # noqa: E402
 from ledom_reason.search import BestOfNConfig, BestOfNResult, aselect_best_of_n, select_best_of_n  # noqa: E402
 from ledom_reason.types import PairScore, Scorer  # noqa: E402
 
@@ -61,6 +62,8 @@ __all__ = [
 ]
 
 DEFAULT_ANSWER_FIELDS: tuple[str, ...] = ("reasoning", "answer")
+Value = Literal["auto", "p_correct", "reward"]
+"""What a metric returns: ``"auto"`` (P(correct) when calibrated, else the reward), or either one."""
 
 
 def _get(obj: Any, key: str, what: str) -> str:
@@ -78,22 +81,31 @@ def _get(obj: Any, key: str, what: str) -> str:
 class LedomReward:
     """``reward_fn(args, pred) -> float`` for :class:`dspy.BestOfN` / :class:`dspy.Refine`.
 
-    The reward is the reverse reward of ``(args[question_field], pred's answer_fields)``; with the
-    default ``normalize="mean"`` it is a per-token log-prob (≤ 0), so a ``threshold`` such as ``-1.5``
-    does not depend on the question's length. Build it with :func:`ledom_reward`.
+    Scores ``(args[question_field], pred's answer_fields)``. With a calibrated scorer (its model folder has a
+    ``calibration.json``, e.g. ``ReverseScorer.default(forward=True)``) the value is the calibrated
+    **P(correct)** in [0, 1], so ``threshold=0.5`` keeps candidates more likely right than wrong; otherwise
+    (or with ``value="reward"``, or an explicit ``lam``/``normalize``) it is the raw reward
+    ``(1-λ)·log P_fwd + λ·log P_rev``, per-token by default (≤ 0, no scale to guess a threshold from).
+    λ and the normalisation default to the scorer's validated setting (``scorer.recommended_reward``), else
+    λ = 1, ``"mean"``. Build it with :func:`ledom_reward`.
     """
 
     def __init__(self, scorer: Scorer, question_field: str = "question",
-                 answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float = 1.0,
-                 normalize: Normalize = "mean") -> None:
-        validate_reward_args(lam, normalize)
+                 answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float | None = None,
+                 normalize: Normalize | None = None, value: Value = "auto") -> None:
+        settings = reward_settings_for(scorer, lam, normalize)
+        validate_reward_args(settings.lam, settings.normalize)
+        if value not in ("auto", "p_correct", "reward"):
+            raise ValueError(f"`value` must be 'auto', 'p_correct' or 'reward', got {value!r}")
         if isinstance(answer_fields, str) or not answer_fields:
             raise ValueError("`answer_fields` must be a non-empty list of field names")
         self._scorer = Shared(scorer)  # shared, not duplicated, when DSPy deep-copies a program
         self.question_field = question_field
         self.answer_fields = tuple(answer_fields)
-        self.lam = lam
-        self.normalize = normalize
+        self.lam = settings.lam
+        self.normalize = settings.normalize
+        self.value = value
+        self._explicit = lam is not None or normalize is not None
 
     @property
     def scorer(self) -> Scorer:
@@ -118,21 +130,23 @@ class LedomReward:
             raise scoring_error(e, [c]) from e
 
     def __call__(self, args: Mapping[str, Any], pred: Any) -> float:
-        return reverse_reward(self.pair_score(args, pred), lam=self.lam, normalize=self.normalize)
+        return verifier_value(self.pair_score(args, pred), RewardSettings(self.lam, self.normalize), self.value,
+                              explicit=self._explicit)
 
 
 class LedomMetric(LedomReward):
     """``metric(example, pred, trace=None)`` for DSPy evaluation and optimizers.
 
-    Returns the reward (float). When ``trace`` is given (optimizers bootstrapping demos) and a
-    ``threshold`` is set, returns ``reward >= threshold`` (bool), DSPy's convention for accepting a
+    Returns the value of :class:`LedomReward` (with a calibrated scorer P(correct), so ``dspy.Evaluate``'s
+    average reads as a percentage). When ``trace`` is given (optimizers bootstrapping demos) and a
+    ``threshold`` is set, returns ``value >= threshold`` (bool), DSPy's convention for accepting a
     trace. Build it with :func:`ledom_metric`.
     """
 
     def __init__(self, scorer: Scorer, question_field: str = "question",
-                 answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float = 1.0,
-                 normalize: Normalize = "mean", threshold: float | None = None) -> None:
-        super().__init__(scorer, question_field, answer_fields, lam, normalize)
+                 answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float | None = None,
+                 normalize: Normalize | None = None, threshold: float | None = None, value: Value = "auto") -> None:
+        super().__init__(scorer, question_field, answer_fields, lam, normalize, value)
         self.threshold = threshold
 
     def __call__(self, example: Any, pred: Any, trace: Any = None) -> float | bool:
@@ -143,25 +157,27 @@ class LedomMetric(LedomReward):
 
 
 def ledom_reward(scorer: Scorer, *, question_field: str = "question",
-                 answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float = 1.0,
-                 normalize: Normalize = "mean") -> LedomReward:
+                 answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float | None = None,
+                 normalize: Normalize | None = None, value: Value = "auto") -> LedomReward:
     """A reward function with DSPy's ``reward_fn(args, pred)`` shape (see :class:`LedomReward`).
 
     Example:
-        >>> dspy.BestOfN(qa, N=4, reward_fn=ledom_reward(scorer), threshold=-1.0)  # doctest: +SKIP
+        >>> scorer = ReverseScorer.default(forward=True)  # calibrated: the value is P(correct)  # doctest: +SKIP
+        >>> dspy.BestOfN(qa, N=4, reward_fn=ledom_reward(scorer), threshold=0.5)  # doctest: +SKIP
     """
-    return LedomReward(scorer, question_field, answer_fields, lam, normalize)
+    return LedomReward(scorer, question_field, answer_fields, lam, normalize, value)
 
 
 def ledom_metric(scorer: Scorer, *, question_field: str = "question",
-                 answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float = 1.0,
-                 normalize: Normalize = "mean", threshold: float | None = None) -> LedomMetric:
+                 answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float | None = None,
+                 normalize: Normalize | None = None, threshold: float | None = None,
+                 value: Value = "auto") -> LedomMetric:
     """A DSPy metric ``metric(example, pred, trace=None)`` (see :class:`LedomMetric`).
 
     Example:
-        >>> dspy.BootstrapFewShot(metric=ledom_metric(scorer, threshold=-2.0))  # doctest: +SKIP
+        >>> dspy.BootstrapFewShot(metric=ledom_metric(scorer, threshold=0.5))  # P(correct) >= 0.5  # doctest: +SKIP
     """
-    return LedomMetric(scorer, question_field, answer_fields, lam, normalize, threshold)
+    return LedomMetric(scorer, question_field, answer_fields, lam, normalize, threshold, value)
 
 
 # ---------------------------------------------------------------------------------------- best-of-N
@@ -210,7 +226,8 @@ class LedomBestOfN(dspy.Module):
         N: number of attempts (≥ 1).
         scorer: a :class:`~ledom_reason.types.Scorer`.
         question_field / answer_fields: which input is the question, which outputs form the candidate.
-        lam / normalize / aggregator: reward and selection settings (see ``BestOfNConfig``).
+        lam / normalize / aggregator: reward and selection settings (see ``BestOfNConfig``); λ and the
+            normalisation default to ``scorer.recommended_reward`` (the model's validated setting), else 1, mean.
         fail_count: attempts allowed to fail (default ``N - 1``); failures are logged and skipped.
         max_workers: threads for ``forward`` (default ``N``).
 
@@ -221,8 +238,8 @@ class LedomBestOfN(dspy.Module):
     """
 
     def __init__(self, module: Any, N: int, scorer: Scorer, *, question_field: str = "question",  # noqa: N803
-                 answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float = 1.0,
-                 normalize: Normalize = "mean", aggregator: str = "reward", temperature: float = 1.0,
+                 answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float | None = None,
+                 normalize: Normalize | None = None, aggregator: str = "reward", temperature: float = 1.0,
                  fail_count: int | None = None, max_workers: int | None = None) -> None:
         super().__init__()
         check_n(N, "N")

@@ -57,7 +57,7 @@ from ledom_reason.integrations._langchain_runs import (  # noqa: E402
     traced_batch,
     traced_invoke,
 )
-from ledom_reason.reward import validate_reward_args  # noqa: E402
+from ledom_reason.reward import RewardSettings, reward_settings_for, validate_reward_args  # noqa: E402
 from ledom_reason.search import (  # noqa: E402
     BeamSearchConfig,
     BestOfNConfig,
@@ -140,18 +140,22 @@ class _ScorerFields(RunnableSerializable[Any, Any]):
 
     scorer: Scorer = Field(exclude=True)
     """Any :class:`~ledom_reason.types.Scorer` (local, remote, vLLM)."""
-    lam: float = 1.0
-    """λ, the weight of the reverse term in [0, 1] (``< 1`` needs a scorer with a forward model)."""
-    normalize: Literal["sum", "mean"] = "mean"
-    """``"mean"``: per-token log-probs (default here, so rewards do not scale with length); ``"sum"``."""
+    lam: float | None = None
+    """λ, the weight of the reverse term in [0, 1] (``< 1`` needs a scorer with a forward model); ``None``: the
+    scorer's validated setting (``scorer.recommended_reward``, e.g. 0.9 for ``ReverseScorer.default(forward=True)``),
+    else 1."""
+    normalize: Literal["sum", "mean"] | None = None
+    """``"mean"``: per-token log-probs (the default without a recommended setting, so rewards do not scale with
+    length); ``"sum"``."""
 
     aggregator: str = "reward"
     """Core aggregator: ``reward`` (argmax), ``majority``, ``weighted``, ``random``, ``forward``."""
 
     @field_validator("lam")
     @classmethod
-    def _check_lam(cls, v: float) -> float:
-        validate_reward_args(v, "sum")
+    def _check_lam(cls, v: float | None) -> float | None:
+        if v is not None:
+            validate_reward_args(v, "sum")
         return v
 
     @model_validator(mode="after")
@@ -159,9 +163,13 @@ class _ScorerFields(RunnableSerializable[Any, Any]):
         self._bon_config()
         return self
 
+    def _reward_settings(self) -> RewardSettings:
+        return reward_settings_for(self.scorer, self.lam, self.normalize)
+
     def _bon_config(self) -> BestOfNConfig:
         # score_votes: a verifier always scores, so every aggregator's ranking carries rewards
-        return BestOfNConfig(aggregator=self.aggregator, lam=self.lam, normalize=self.normalize,  # type: ignore[arg-type]
+        r = self._reward_settings()
+        return BestOfNConfig(aggregator=self.aggregator, lam=r.lam, normalize=r.normalize,  # type: ignore[arg-type]
                              score_votes=True)
 
 
@@ -569,7 +577,8 @@ class LedomStepPruner(_ScorerFields):
 
     def _search_config(self) -> BeamSearchConfig | DVTSConfig:
         common: dict[str, Any] = {"expansions": self.expansions, "max_depth": self.max_depth,
-                                  "delimiter": self.delimiter, "lam": self.lam, "normalize": self.normalize,
+                                  "delimiter": self.delimiter, "lam": self._reward_settings().lam,
+                                  "normalize": self._reward_settings().normalize,
                                   "aggregator": self.aggregator}
         if self.method == "beam":
             return BeamSearchConfig(beam_width=self.beam_width, **common)

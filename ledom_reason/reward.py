@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from ledom_reason.types import PairScore
@@ -73,3 +74,35 @@ def rewards(
 ) -> list[float]:
     """:func:`reverse_reward` over many scores."""
     return [reverse_reward(s, lam=lam, normalize=normalize) for s in scores]
+
+
+@dataclass(frozen=True)
+class RewardSettings:
+    """A λ and normalisation to compute :func:`reverse_reward` with (e.g. a model's validated setting).
+
+    Example:
+        >>> RewardSettings(lam=0.9, normalize="mean").lam
+        0.9
+    """
+
+    lam: float = 1.0
+    normalize: Normalize = "sum"
+
+    def __post_init__(self) -> None:
+        validate_reward_args(self.lam, self.normalize)
+
+    def __call__(self, score: PairScore | Mapping[str, Any]) -> float:
+        """The reward of ``score`` under these settings."""
+        return reverse_reward(score, lam=self.lam, normalize=self.normalize)
+
+
+def reward_settings_for(scorer: object, lam: float | None = None, normalize: Normalize | None = None, *,
+                        default_normalize: Normalize = "mean") -> RewardSettings:
+    """The reward settings to use with ``scorer``: what the caller gave, else the scorer's
+    ``recommended_reward`` (a model's validated setting from its metadata, e.g. λ = 0.9 for
+    ``ReverseScorer.default(forward=True)``), else λ = 1 (reverse only) and ``default_normalize``.
+    """
+    rec = getattr(scorer, "recommended_reward", None)
+    rec = rec if isinstance(rec, RewardSettings) else None
+    return RewardSettings(lam if lam is not None else rec.lam if rec else 1.0,
+                          normalize if normalize is not None else rec.normalize if rec else default_normalize)

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "generate",
     "eval",
     "discrimination",
+    "calibrate",
     "serve",
     "train",
     "quality",

@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Rows: {id, question, answer, candidates, labels, kinds}; gold position shuffled. "
         "Judge a scorer on it with `ledom-reason eval --discrimination FILE`.")
     p.add_argument("--dataset", default="gsm8k", choices=["gsm8k"], help="needs worked solutions with `####`")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="test (evaluation sets) or train (calibration sets: `ledom-reason calibrate`)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--k", type=int, default=4, help="corrupted variants per problem")
     p.add_argument("--limit", type=int, default=None, help="first N problems")

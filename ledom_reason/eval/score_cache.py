@@ -60,15 +60,19 @@ class ScoreCache:
         return self._scores[pair_key(question, candidate)]
 
     def ensure(self, scorer: Any, pairs: Sequence[tuple[str, str]],
-               score_fn: Callable[[Any, list[tuple[str, str]]], list[PairScore]] | None = None) -> int:
-        """Score the missing pairs in one call (``score_fn(scorer, pairs)`` or ``scorer.score``).
+               score_fn: Callable[[Any, list[tuple[str, str]]], list[PairScore]] | None = None,
+               *, chunk: int | None = None) -> int:
+        """Score the missing pairs (``score_fn(scorer, pairs)`` or ``scorer.score``): in one call, or in calls
+        of ``chunk`` pairs, each stored as soon as it is done (an interrupted run keeps what it scored).
 
         Returns the number of pairs scored now.
         """
         todo = self.missing(pairs)
-        if todo:
-            scores = score_fn(scorer, todo) if score_fn is not None else scorer.score(todo)
-            if len(scores) != len(todo):
-                raise ValueError(f"scorer returned {len(scores)} scores for {len(todo)} pairs")
-            self.add(todo, scores)
+        step = chunk or len(todo) or 1
+        for a in range(0, len(todo), step):
+            part = todo[a : a + step]
+            scores = score_fn(scorer, part) if score_fn is not None else scorer.score(part)
+            if len(scores) != len(part):
+                raise ValueError(f"scorer returned {len(scores)} scores for {len(part)} pairs")
+            self.add(part, scores)
         return len(todo)

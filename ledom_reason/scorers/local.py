@@ -9,10 +9,12 @@ import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
+from ledom_reason.calibration import Calibration, load_calibrations, model_fingerprint, select_calibration
+from ledom_reason.reward import RewardSettings
 from ledom_reason.scorers._packed import pick_kernel
 from ledom_reason.scorers.config import ScorerConfig
 from ledom_reason.scorers.encoding import EncodedPair, PairEncoder
@@ -98,6 +100,59 @@ def load_causal_lm(
     return model, tokenizer
 
 
+def model_folder(path_or_model: str | os.PathLike[str] | torch.nn.Module | None) -> Path | None:
+    """The folder a model is loaded from (bundled names resolved); ``None`` for a model object."""
+    if path_or_model is None or isinstance(path_or_model, torch.nn.Module):
+        return None
+    from ledom_reason.models import resolve_model_name
+
+    path = Path(path_or_model)
+    return path if path.is_dir() else resolve_model_name(str(path_or_model))
+
+
+CalibrationArg = Calibration | str | os.PathLike[str] | None
+
+
+def resolve_calibration(calibration: CalibrationArg | Literal["auto"], model: Path | None,
+                        forward: Path | None, forward_name: str | None) -> Calibration | None:
+    """The calibration to attach: ``"auto"`` = the matching entry of ``<model>/calibration.json`` (if any),
+    a path = the matching entry of that file (an error if none matches), a :class:`Calibration` = itself."""
+    if calibration is None:
+        return None
+    if isinstance(calibration, Calibration):
+        if calibration.lam < 1 and forward_name is None:
+            raise ValueError(f"the calibration needs a forward model (lam={calibration.lam}): pass `forward_model=`")
+        return calibration
+    auto = isinstance(calibration, str) and calibration == "auto"
+    source = model if auto else Path(calibration)
+    if source is None:
+        return None
+    entries = load_calibrations(source)
+    if not entries:
+        if not auto:
+            raise FileNotFoundError(f"no calibration file at {source}")
+        return None
+    fps = {"model": model_fingerprint(model) if model is not None else None,
+           "forward_model": model_fingerprint(forward) if forward is not None else None}
+    cal = select_calibration(entries, forward_model=forward_name, fingerprints=fps)
+    if cal is None and not auto:
+        raise ValueError(f"{source}: no calibration for this scorer (forward model: {forward_name or 'none'})")
+    if cal is not None:
+        logger.info("calibration attached: %s, λ=%g, %s (p_correct on every score)", cal.method, cal.lam,
+                    cal.normalize)
+    return cal
+
+
+def _recommended_reward(model: Path | None, has_forward: bool) -> RewardSettings | None:
+    from ledom_reason.models import model_metadata
+
+    if model is None:
+        return None
+    meta = model_metadata(model)
+    spec = meta.get("reward" if has_forward else "reverse_only_reward")
+    return None if not isinstance(spec, dict) else RewardSettings(float(spec["lam"]), spec["normalize"])
+
+
 class ReverseScorer:
     """Score ``log P_rev(question | candidate)`` with a local reverse LM (and optionally a forward LM).
 
@@ -125,6 +180,8 @@ class ReverseScorer:
         forward_tokenizer: Any | None = None,
         config: ScorerConfig | None = None,
         name: str | None = None,
+        calibration: Calibration | None = None,
+        recommended_reward: RewardSettings | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -140,6 +197,12 @@ class ReverseScorer:
         self.max_length = self.encoder.max_length
         self.forward_max_length = self.encoder.forward_max_length
         self.name = name or getattr(model.config, "_name_or_path", None) or type(model).__name__
+        if calibration is not None and calibration.lam < 1 and forward_model is None:
+            raise ValueError(f"the calibration needs a forward model (lam={calibration.lam}): pass `forward_model=`")
+        self.calibration = calibration
+        """Maps each score's reward to ``p_correct`` (``None``: scores carry no ``p_correct``)."""
+        self.recommended_reward = recommended_reward
+        """The λ/normalisation the model's metadata (``ledom.json``) validates for this setup, if any."""
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ construction
@@ -156,6 +219,7 @@ class ReverseScorer:
         config: ScorerConfig | None = None,
         trust_remote_code: bool = False,
         use_fast: bool | None = None,
+        calibration: CalibrationArg | Literal["auto"] = "auto",
         **config_kwargs: Any,
     ) -> ReverseScorer:
         """Load a reverse scorer from a local Hugging Face causal-LM folder (or a model object).
@@ -175,6 +239,10 @@ class ReverseScorer:
                 default and passed through explicitly; turn it on only for code you have read.
             use_fast: ``False`` asks for the slow tokenizer (honoured by transformers 4; transformers
                 5 always builds the fast one); ``None`` = the library's default.
+            calibration: ``"auto"`` (default): attach the model folder's calibration for this setup (reverse
+                only, or this forward model) when ``calibration.json`` has one fitted on these weights, so
+                every score carries ``p_correct``; a path to a calibration file; a
+                :class:`~ledom_reason.calibration.Calibration`; or ``None``.
         """
         if config is None:
             config = ScorerConfig(**config_kwargs)
@@ -189,11 +257,35 @@ class ReverseScorer:
             fwd, fwd_tok = load_causal_lm(forward_model, forward_tokenizer, dev, dt,
                                           trust_remote_code=trust_remote_code, use_fast=use_fast)
         name = str(path_or_model) if not isinstance(path_or_model, torch.nn.Module) else None
-        return cls(model, tok, forward_model=fwd, forward_tokenizer=fwd_tok, config=config, name=name)
+        folder, fwd_folder = model_folder(path_or_model), model_folder(forward_model)
+        fwd_name = None
+        if forward_model is not None:
+            from ledom_reason.models import model_label
+
+            fwd_name = model_label(forward_model) if fwd_folder is not None else "<model object>"
+        cal = resolve_calibration(calibration, folder, fwd_folder, fwd_name)
+        return cls(model, tok, forward_model=fwd, forward_tokenizer=fwd_tok, config=config, name=name,
+                   calibration=cal, recommended_reward=_recommended_reward(folder, fwd is not None))
 
     @classmethod
-    def default(cls, **kwargs: Any) -> ReverseScorer:
-        """The embedded default model (``ledom-tiny``), loaded with no network."""
+    def default(cls, forward: bool = False, **kwargs: Any) -> ReverseScorer:
+        """The bundled ``ledom-tiny`` verifier, loaded with no network.
+
+        Args:
+            forward: Also load its forward twin ``ledom-tiny-forward``, the pair being meant to be used
+                together: :attr:`recommended_reward` is then the validated λ = 0.9, ``normalize="mean"`` of its
+                metadata (``ledom.json``) and the pair's calibration gives every score a ``p_correct``.
+            **kwargs: As for :meth:`from_pretrained`.
+
+        Example:
+            >>> scorer = ReverseScorer.default(forward=True)  # doctest: +SKIP
+            >>> s = scorer.score([("What is 2+3?", "2+3 = 5. #### 5")])[0]  # doctest: +SKIP
+            >>> scorer.recommended_reward(s), s.p_correct  # doctest: +SKIP
+        """
+        from ledom_reason.models import model_metadata
+
+        if forward:
+            kwargs.setdefault("forward_model", model_metadata("ledom-tiny")["forward_twin"])
         return cls.from_pretrained("ledom-tiny", **kwargs)
 
     # ------------------------------------------------------------------ encoding
@@ -258,7 +350,7 @@ class ReverseScorer:
                 ))
             except FloatingPointError as err:
                 raise NonFiniteScoreError(str(err), i) from None
-        return out
+        return self.calibration.apply(out) if self.calibration is not None else out
 
     def score(self, pairs: Sequence[PairLike], *, progress: ProgressFn | None = None) -> list[PairScore]:
         """Score ``(question, candidate)`` pairs; one :class:`PairScore` per pair, in input order.
@@ -279,5 +371,6 @@ class ReverseScorer:
 
     def __repr__(self) -> str:
         fwd = ", forward_model=yes" if self.forward_model is not None else ""
+        cal = ", calibration=yes" if self.calibration is not None else ""
         return (f"ReverseScorer(name={self.name!r}, device={self.device}, mode={self.config.mode!r}, "
-                f"attention={self.config.attention!r}{fwd})")
+                f"attention={self.config.attention!r}{fwd}{cal})")

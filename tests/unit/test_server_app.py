@@ -202,3 +202,15 @@ def test_create_app_rejects_non_scorer():
 
 def test_config_repr_hides_key():
     assert "s3cret" not in repr(ServerConfig(api_key="s3cret"))
+
+
+def test_calibrated_server_returns_p_correct(tiny_model_dir):
+    from ledom_reason import ReverseScorer
+    from ledom_reason.calibration import Calibration
+
+    cal = Calibration("platt", 1.0, "mean", {"a": 1.0, "b": 4.0})
+    calibrated = ReverseScorer.from_pretrained(tiny_model_dir, device="cpu", calibration=cal)
+    with TestClient(create_app(calibrated)) as c:
+        wait_healthy(c)
+        got = c.post("/v1/score", json=body()).json()["scores"]
+    assert [g["p_correct"] for g in got] == pytest.approx([cal(s) for s in calibrated.score(PAIRS)], abs=1e-9)
