@@ -260,10 +260,13 @@ class TokenCounter(BaseCallbackHandler):
             if isinstance(usage.get(key), int):
                 return int(usage[key])
         gens = [g for batch in response.generations for g in batch]
-        metas = [getattr(getattr(g, "message", None), "usage_metadata", None) for g in gens]
-        if not gens or any(not m or "output_tokens" not in m for m in metas):
-            return None
-        return sum(int(m["output_tokens"]) for m in metas)  # type: ignore[index]
+        total = 0
+        for g in gens:
+            meta = getattr(getattr(g, "message", None), "usage_metadata", None)
+            if not meta or "output_tokens" not in meta:
+                return None
+            total += int(meta["output_tokens"])
+        return total if gens else None
 
     def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
         n = self._tokens(response)

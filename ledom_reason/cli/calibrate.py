@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="calibration file to add the map to (default: <model folder>/calibration.json)")
     p.add_argument("--report-dir", default="calibration_report",
                    help="folder for the report (json, md), the reliability plot and the score cache (resumable)")
+    p.add_argument("--scores-cache", default=None,
+                   help="score cache JSONL (default: <report-dir>/scores.jsonl); share one between runs on the same "
+                        "models (score with the forward model first: its entries serve λ = 1 too)")
     p.add_argument("--device", default=None, help="cpu, cuda, … (default: cuda if available)")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
     p.add_argument("--batch-tokens", type=int, default=16384, help="token budget per model pass")
@@ -65,8 +68,8 @@ def _scores(args: argparse.Namespace, files: list[str], cache: Any) -> dict[str,
     from ledom_reason.scorers.local import ReverseScorer
 
     located = {f: read_rows(f, required=("question", "candidates", "labels")) for f in files}
-    where = {}
-    for _f, rows in located.items():
+    where: dict[tuple[str, str], str] = {}
+    for rows in located.values():
         for w, r in rows:
             for k, c in enumerate(r["candidates"]):
                 where.setdefault((r["question"], c), f"{w}: candidates[{k}]")
@@ -107,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     if args.forward_model and fwd_folder is None:
         raise CLIError(f"forward model folder not found: {args.forward_model}")
     report = Path(args.report_dir)
-    data = _scores(args, [args.discrimination, *args.heldout], ScoreCache(report / "scores.jsonl"))
+    cache = ScoreCache(args.scores_cache or report / "scores.jsonl")
+    data = _scores(args, [args.discrimination, *args.heldout], cache)
     rows, scores = data[args.discrimination]
     if any("/test/" in str(r.get("id", "")) for r in rows):
         print(f"warning: {args.discrimination} holds test-split problems: fit on training data and keep the test "

@@ -74,6 +74,11 @@ def chance_correct(candidate_answers: list[list[str | None]], gold: list[str]) -
     return sum(sum(a == g for a in answers) / len(answers) for answers, g in zip(candidate_answers, gold, strict=True))
 
 
+def _argmax(values: list[float]) -> int:
+    """Index of the largest value (ties: the first)."""
+    return max(range(len(values)), key=lambda j: (values[j], -j))
+
+
 @dataclass
 class _Problem:
     question: str
@@ -124,8 +129,7 @@ def run(args: argparse.Namespace) -> int:
     main_method = f"reward λ={lam:g}"
     wins = dict.fromkeys(methods, 0)
     for i, r in enumerate(rows):
-        picks = {m: max(range(len(r.scores)), key=lambda j, x=x: (reverse_reward(r.scores[j], x, NORMALIZE), -j))
-                 for m, x in methods.items()}
+        picks = {m: _argmax([reverse_reward(s, x, NORMALIZE) for s in r.scores]) for m, x in methods.items()}
         for m, j in picks.items():
             wins[m] += r.answers[j] == r.gold
         best = picks[main_method]

@@ -342,7 +342,9 @@ def evaluate_discrimination(
     out = []
     for norm in normalizes:
         for lam in lams:
-            per_auc, top1, by_kind = [], 0, {}
+            per_auc: list[float] = []
+            top1 = 0
+            by_kind: dict[str, list[float]] = {}
             for row, sc in zip(rows, scores, strict=True):
                 if len(sc) != len(row["candidates"]):
                     raise ValueError(f"row {row.get('id')}: {len(sc)} scores for {len(row['candidates'])} candidates")

@@ -145,16 +145,23 @@ def compute_stats(records: Sequence[dict[str, Any]], run: dict[str, float] | Non
     """
     run = run or {}
     scores = [s for r in records for s in (r.get("scores") or [])]
-    gen = [r.get("stats") for r in records]
-    whole = bool(gen) and all(isinstance(g, dict) and g.get("generated_tokens") is not None for g in gen)
+    gen_tokens: int | None = 0
+    gen_s: float | None = 0.0
+    for r in records:
+        g = r.get("stats")
+        if not isinstance(g, dict) or g.get("generated_tokens") is None or gen_tokens is None or gen_s is None:
+            gen_tokens = gen_s = None
+            continue
+        gen_tokens += int(g["generated_tokens"])
+        gen_s += float(g.get("generation_time_s", 0.0))
     out: dict[str, Any] = {
         "generator_calls": None,
-        "generated_tokens": sum(int(g["generated_tokens"]) for g in gen) if whole else None,  # type: ignore[index]
+        "generated_tokens": gen_tokens if records else None,
         "scorer_calls": int(run.get("scorer_calls", 0)),
         "scored_pairs": len(scores),
         "scored_tokens": sum(int(s.get("input_tokens", 0)) for s in scores),
         "wall_time_s": float(run.get("wall_time_s", 0.0)),
-        "generation_time_s": sum(float(g.get("generation_time_s", 0.0)) for g in gen) if whole else None,  # type: ignore[union-attr]
+        "generation_time_s": gen_s if records else None,
         "scoring_time_s": float(run.get("scoring_time_s", 0.0)),
     }
     return out

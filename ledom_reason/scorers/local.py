@@ -262,7 +262,7 @@ class ReverseScorer:
         if forward_model is not None:
             from ledom_reason.models import model_label
 
-            fwd_name = model_label(forward_model) if fwd_folder is not None else "<model object>"
+            fwd_name = model_label(str(forward_model)) if fwd_folder is not None else "<model object>"
         cal = resolve_calibration(calibration, folder, fwd_folder, fwd_name)
         return cls(model, tok, forward_model=fwd, forward_tokenizer=fwd_tok, config=config, name=name,
                    calibration=cal, recommended_reward=_recommended_reward(folder, fwd is not None))

@@ -113,7 +113,7 @@ def aggregate(
 
     weights = softmax(list(rewards), temperature) if aggregator == "weighted" and rewards is not None else None
     table = _vote_table(answers, weights)
-    first_seen = {}
+    first_seen: dict[str | None, int] = {}
     for i, a in enumerate(answers):
         first_seen.setdefault(a, i)
     best_reward: dict[str | None, float] = {}

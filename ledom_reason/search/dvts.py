@@ -77,7 +77,9 @@ class _Subtrees:
         return [(self.active[s], s) for s in sorted(self.active)]
 
     def select(self, tree: Tree, depth: int, parents: list[Parent], children: list[list[int]]) -> dict[str, Any]:
-        for (_, s), ids in zip(parents, children, strict=True):
+        for (_, sub), ids in zip(parents, children, strict=True):
+            assert sub is not None  # DVTS parents always name their subtree
+            s = sub
             scored = tree.scored(ids)
             if not scored:  # only blank steps: the subtree stops where it is
                 self.done[s] = self.active.pop(s)

@@ -42,3 +42,24 @@ def test_reverse_model_prefers_the_matching_solution(tiny_default):
     s = tiny_default.score(pairs)
     wins = sum(s[2 * i].reverse_logprob > s[2 * i + 1].reverse_logprob for i in range(len(rows)))
     assert wins >= 0.9 * len(rows)
+
+
+def test_default_pair_uses_its_metadata_lambda_and_shipped_calibration():
+    import json
+    import math
+
+    from ledom_reason.reward import reverse_reward
+
+    folder = resolve_model_name("ledom-tiny")
+    meta = json.loads((folder / "ledom.json").read_text())
+    shipped = {e["forward_model"]: e for e in json.loads((folder / "calibration.json").read_text())["calibrations"]}
+    pair = [("What is 7 times 8?", "7*8=<<7*8=56>>56\n#### 56")]
+    for forward, key, spec in ((True, "ledom-tiny-forward", meta["reward"]), (False, None, meta["reverse_only_reward"])):
+        scorer = ReverseScorer.default(forward=forward, device="cpu")
+        assert (scorer.forward_model is not None) is forward
+        assert (scorer.recommended_reward.lam, scorer.recommended_reward.normalize) == (spec["lam"], spec["normalize"])
+        entry = shipped[key]
+        assert (entry["lam"], entry["normalize"]) == (spec["lam"], spec["normalize"])  # fitted at the validated λ
+        s = scorer.score(pair)[0]
+        z = entry["params"]["a"] * reverse_reward(s, entry["lam"], entry["normalize"]) + entry["params"]["b"]
+        assert s.p_correct == pytest.approx(1 / (1 + math.exp(-z)), abs=1e-12)
