@@ -45,3 +45,11 @@ def test_kv_cache_sampling_raises_no_future_warning(tiny_llama_dir):
         for _ in range(4):
             ids.append(int(model(torch.tensor([ids])).logits[0, -1].argmax()))
     assert rows == [ids[3:], ids[3:]]
+
+
+def test_bundled_pair_loads_without_warnings(capfd, caplog):
+    with caplog.at_level(logging.WARNING, logger="ledom_reason"):
+        scorer = ReverseScorer.default(forward=True, device="cpu")
+    assert [r.getMessage() for r in caplog.records] == []  # e.g. no token id outside the embedding table
+    assert len(scorer.tokenizer) == scorer.model.get_input_embeddings().weight.shape[0]
+    assert capfd.readouterr().err == ""
