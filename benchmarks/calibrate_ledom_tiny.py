@@ -52,7 +52,8 @@ def sh(args: list[str], log: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
     ap.add_argument("--work", default="runs/calibration", help="work folder (discrimination sets, score cache)")
     ap.add_argument("--train-limit", type=int, default=1100, help="first N GSM8K train problems to fit on")
     ap.add_argument("--test-limit", type=int, default=600, help="first N GSM8K test problems held out")

@@ -52,7 +52,7 @@ def main() -> None:
     for c in result.candidates:
         mark = "  <- chosen" if c.index == result.index else ""
         print(f"  [{c.index}] reward={c.reward:8.3f}  {c.text.splitlines()[-1]}{mark}")
-    print(f"\nchosen answer: {result.answer}  (its last line: {result.text.splitlines()[-1]})")
+    print(f"\nchosen answer: {result.answer}\nchosen text (last line): {result.text.splitlines()[-1]}")
     s = result.stats
     print(f"compute: {s.get('generator_calls')} generator calls, {s.get('scorer_calls')} scorer calls, "
           f"{s.get('scored_tokens')} tokens scored, {s.get('wall_time_s', 0.0):.2f} s")
