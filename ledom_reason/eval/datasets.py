@@ -20,7 +20,7 @@ from typing import Any
 
 from ledom_reason import paths
 from ledom_reason.answers import extract_gsm8k, normalize_answer
-from ledom_reason.io import read_jsonl
+from ledom_reason.io import iter_jsonl
 
 DATASETS: tuple[str, ...] = ("gsm8k", "math500", "amc23")
 
@@ -50,30 +50,21 @@ def _fmt_number(v: Any) -> str:
     return normalize_answer(str(v))
 
 
-def _gsm8k(rows: list[dict[str, Any]], split: str) -> list[Problem]:
-    out = []
-    for i, r in enumerate(rows):
-        gold = extract_gsm8k(r["answer"])
-        if gold is None:
-            raise ValueError(f"gsm8k/{split} row {i}: answer has no `####` line")
-        out.append(Problem(f"gsm8k/{split}/{i}", r["question"], normalize_answer(gold), r["answer"]))
-    return out
+def _gsm8k(r: dict[str, Any], i: int, split: str) -> Problem:
+    gold = extract_gsm8k(r["answer"])
+    if gold is None:
+        raise ValueError("answer has no `####` line")
+    return Problem(f"gsm8k/{split}/{i}", r["question"], normalize_answer(gold), r["answer"])
 
 
-def _math500(rows: list[dict[str, Any]], split: str) -> list[Problem]:
-    return [
-        Problem(str(r.get("unique_id", f"math500/{split}/{i}")), r["problem"], normalize_answer(str(r["answer"])),
-                r.get("solution"), {k: r[k] for k in ("subject", "level") if k in r})
-        for i, r in enumerate(rows)
-    ]
+def _math500(r: dict[str, Any], i: int, split: str) -> Problem:
+    return Problem(str(r.get("unique_id", f"math500/{split}/{i}")), r["problem"], normalize_answer(str(r["answer"])),
+                   r.get("solution"), {k: r[k] for k in ("subject", "level") if k in r})
 
 
-def _amc23(rows: list[dict[str, Any]], split: str) -> list[Problem]:
-    return [
-        Problem(f"amc23/{r.get('id', i)}", r.get("problem") or r["question"], _fmt_number(r["answer"]), None,
-                {k: r[k] for k in ("url",) if k in r})
-        for i, r in enumerate(rows)
-    ]
+def _amc23(r: dict[str, Any], i: int, split: str) -> Problem:
+    return Problem(f"amc23/{r.get('id', i)}", r.get("problem") or r["question"], _fmt_number(r["answer"]), None,
+                   {k: r[k] for k in ("url",) if k in r})
 
 
 _PARSERS = {"gsm8k": _gsm8k, "math500": _math500, "amc23": _amc23}
@@ -91,14 +82,22 @@ def load_dataset(
         limit: Keep the first ``limit`` problems.
 
     Raises:
-        ValueError: unknown dataset or bad ``limit``; ``FileNotFoundError``: missing file.
+        ValueError: unknown dataset or bad ``limit``, or a bad row (the message starts ``<file>:<line>:``);
+            ``FileNotFoundError``: missing file.
     """
     if name not in _PARSERS:
         raise ValueError(f"`name` must be one of {DATASETS}, got {name!r}")
     if limit is not None and limit < 1:
         raise ValueError(f"`limit` must be >= 1, got {limit}")
     path = paths.data_dir(data_dir) / name / f"{split}.jsonl"
-    rows = read_jsonl(path)
-    if limit is not None:
-        rows = rows[:limit]
-    return _PARSERS[name](rows, split)
+    out: list[Problem] = []
+    for line, row in iter_jsonl(path):
+        if limit is not None and len(out) >= limit:
+            break
+        try:
+            out.append(_PARSERS[name](row, len(out), split))
+        except KeyError as e:
+            raise ValueError(f"{path}:{line}: missing field {e.args[0]!r}") from None
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{path}:{line}: {e}") from None
+    return out

@@ -93,3 +93,12 @@ def test_score_with_progress_reindexes_pair_errors_to_the_whole_list():
     with pytest.raises(InvalidPairError) as e:
         score_with_progress(FailsOnX(), pairs, "t", chunk=2)
     assert e.value.index == 3  # not 1, its index inside the second chunk
+
+
+def test_dataset_file_errors_name_file_and_line(tmp_path, capsys):
+    (tmp_path / "gsm8k").mkdir()
+    (tmp_path / "gsm8k" / "train.jsonl").write_text(_lines({"question": Q, "answer": GOOD}, {"question": Q},
+                                                          {"question": Q, "answer": "no final line"}))
+    path, line, text = _run(capsys, ["make-discrimination", "--split", "train", "--data-dir", str(tmp_path),
+                                     "--out", str(tmp_path / "d.jsonl")])
+    assert (path, line) == (str(tmp_path / "gsm8k" / "train.jsonl"), 3) and "answer" in text
