@@ -188,12 +188,15 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
 
 @router.get("/v1/info")
 async def info(request: Request) -> dict[str, Any]:
-    """Model name, server version, whether λ < 1 is available, and the request limits."""
+    """Model name, server version, whether λ < 1 is available, the calibration behind ``p_correct`` (if any),
+    and the request limits."""
     state = _state(request)
     c = state.config
+    cal = getattr(state.scorer, "calibration", None)
     return {
         "model": state.model_name, "version": __version__, "status": state.status,
         "forward_model": state.has_forward,
+        "calibration": None if cal is None else {"method": cal.method, "lam": cal.lam, "normalize": cal.normalize},
         "limits": {"max_pairs_per_request": c.max_pairs_per_request, "max_field_chars": c.max_field_chars,
                    "max_body_bytes": c.max_body_bytes, "max_batch_tokens": c.max_batch_tokens},
     }

@@ -213,4 +213,5 @@ def test_calibrated_server_returns_p_correct(tiny_model_dir):
     with TestClient(create_app(calibrated)) as c:
         wait_healthy(c)
         got = c.post("/v1/score", json=body()).json()["scores"]
+        assert c.get("/v1/info").json()["calibration"] == {"method": "platt", "lam": 1.0, "normalize": "mean"}
     assert [g["p_correct"] for g in got] == pytest.approx([cal(s) for s in calibrated.score(PAIRS)], abs=1e-9)
