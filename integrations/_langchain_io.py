@@ -254,7 +254,8 @@ class TokenCounter(BaseCallbackHandler):
         self.unreported = 0
 
     @staticmethod
-    def _tokens(response: LLMResult) -> int | None:
+    def tokens_of(response: LLMResult) -> int | None:
+        """Tokens one model call generated (see the class docstring), ``None`` when it did not say."""
         usage = (response.llm_output or {}).get("token_usage") or {}
         for key in ("completion_tokens", "output_tokens"):
             if isinstance(usage.get(key), int):
@@ -269,7 +270,7 @@ class TokenCounter(BaseCallbackHandler):
         return total if gens else None
 
     def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
-        n = self._tokens(response)
+        n = self.tokens_of(response)
         with self._lock:
             self.calls += 1
             if n is None:

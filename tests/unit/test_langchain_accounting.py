@@ -84,3 +84,27 @@ def test_step_pruner_counts_step_tokens(scorer):
     # every model call produced one trace node: its words are the tokens that call reported
     assert st["generated_tokens"] == sum(len(n["step"].split()) for n in out.trace if n["status"] != "root")
     assert st["generation_time_s"] + st["scoring_time_s"] <= st["wall_time_s"]
+
+
+def test_agent_middleware_accounts_for_the_whole_turn(scorer):
+    pytest.importorskip("langchain")
+    from langchain.agents import create_agent
+    from langchain_core.messages import HumanMessage
+
+    from ledom_reason.integrations.langchain import LedomBestOfNMiddleware
+
+    class SlowFake(GenericFakeChatModel):
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            time.sleep(SLEEP_S)
+            return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+    model = SlowFake(messages=iter([_msg(a) for a in ANSWERS]))
+    agent = create_agent(model, middleware=[LedomBestOfNMiddleware(scorer=scorer, n=3, max_concurrency=1)])
+    t0 = time.perf_counter()
+    out = agent.invoke({"messages": [HumanMessage(Q)]})
+    outside = time.perf_counter() - t0
+    st = out["messages"][-1].response_metadata["ledom"]["stats"]
+    assert list(st) == list(STATS_FIELDS)
+    assert st["generator_calls"] == 3 and st["generated_tokens"] == sum(len(a.split()) for a in ANSWERS)
+    assert st["generation_time_s"] >= 3 * SLEEP_S  # one after another (max_concurrency=1)
+    assert st["generation_time_s"] + st["scoring_time_s"] <= st["wall_time_s"] <= outside
