@@ -18,11 +18,19 @@ from ledom_reason.types import PairError
 
 
 def add_scorer_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
-    """``--model DIR`` (local) or ``--url URL`` (remote server), plus backend options."""
+    """``--model DIR`` (local), ``--url URL`` (our server) or ``--vllm-url URL`` (``vllm serve``), plus options."""
     g = p.add_argument_group("scorer")
     g.add_argument("--model", help="reverse model: local HF folder or bundled name (e.g. ledom-tiny)")
     g.add_argument("--url", action="append", help="remote scoring server base URL (repeat for replicas)")
-    g.add_argument("--api-key-env", default="LEDOM_API_KEY", help="env var holding the server's API key")
+    g.add_argument("--api-key-env", default=None,
+                   help="env var holding the server's API key (default: LEDOM_API_KEY; VLLM_API_KEY with --vllm-url)")
+    g.add_argument("--vllm-url", action="append",
+                   help="`vllm serve` base URL serving the reverse model (repeat for replicas); needs --tokenizer")
+    g.add_argument("--vllm-model", help="served model name at --vllm-url (default: the only one it serves)")
+    g.add_argument("--tokenizer", help="tokenizer folder of the --vllm-url model (ids are built client-side)")
+    g.add_argument("--vllm-forward-url", action="append", help="`vllm serve` URL of the forward model (for --lam < 1)")
+    g.add_argument("--vllm-forward-model", help="served model name at --vllm-forward-url")
+    g.add_argument("--forward-tokenizer", help="tokenizer folder of the forward model (default: --tokenizer)")
     g.add_argument("--forward-model", help="forward model folder (needed for --lam < 1)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda if available)")
     g.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"], help="default: bf16 on GPU, fp32 on CPU")
@@ -39,18 +47,22 @@ def add_reward_args(p: argparse.ArgumentParser) -> None:
 
 def build_scorer(args: argparse.Namespace) -> Any:
     """Build the scorer the options ask for (imports torch/httpx only now)."""
+    import os
+
     from ledom_reason.cli import CLIError
 
-    if args.url and args.model:
-        raise CLIError("give either --model or --url, not both")
+    given = [f for f, v in (("--model", args.model), ("--url", args.url), ("--vllm-url", getattr(args, "vllm_url", None)))
+             if v]
+    if len(given) > 1:
+        raise CLIError(f"give only one of {', '.join(given)}")
+    if getattr(args, "vllm_url", None):
+        return _vllm_server_scorer(args)
     if args.url:
-        import os
-
         from ledom_reason.scorers.remote import RemoteScorer
 
-        return RemoteScorer(args.url, api_key=os.environ.get(args.api_key_env))
+        return RemoteScorer(args.url, api_key=os.environ.get(args.api_key_env or "LEDOM_API_KEY"))
     if not args.model:
-        raise CLIError("a scorer is needed: --model DIR (or ledom-tiny) or --url URL")
+        raise CLIError("a scorer is needed: --model DIR (or ledom-tiny), --url URL or --vllm-url URL --tokenizer DIR")
     from ledom_reason.scorers.local import ReverseScorer
 
     return ReverseScorer.from_pretrained(
@@ -58,6 +70,26 @@ def build_scorer(args: argparse.Namespace) -> Any:
         batch_tokens=args.batch_tokens, truncate=args.truncate,
         forward_chat_template=args.forward_chat_template,
     )
+
+
+def _vllm_server_scorer(args: argparse.Namespace) -> Any:
+    import os
+
+    from ledom_reason.cli import CLIError
+    from ledom_reason.scorers.vllm_server import API_KEY_ENV, VLLMEndpoint, VLLMServerScorer
+
+    if not args.tokenizer:
+        raise CLIError("--vllm-url needs --tokenizer DIR (the served model's tokenizer: ids are built here)")
+    key = os.environ.get(args.api_key_env or API_KEY_ENV)
+    forward = None
+    if args.vllm_forward_url:
+        forward = VLLMEndpoint(args.vllm_forward_url, args.vllm_forward_model,
+                               tokenizer=args.forward_tokenizer or args.tokenizer, api_key=key)
+    elif args.forward_model:
+        raise CLIError("with --vllm-url the forward model is --vllm-forward-url URL, not --forward-model")
+    return VLLMServerScorer(args.vllm_url, model=args.vllm_model, tokenizer=args.tokenizer, api_key=key,
+                            forward=forward, truncate=args.truncate, batch_tokens=args.batch_tokens,
+                            forward_chat_template=args.forward_chat_template)
 
 
 def progress_bar(total: int, desc: str) -> Any:

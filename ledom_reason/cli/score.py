@@ -64,8 +64,8 @@ def _check_reward_args(args: argparse.Namespace) -> None:
     from ledom_reason.reward import validate_reward_args
 
     validate_reward_args(args.lam, args.normalize)
-    if args.lam < 1 and not args.forward_model and not args.url:
-        raise CLIError(f"--lam {args.lam} < 1 needs --forward-model")
+    if args.lam < 1 and not (args.forward_model or args.url or args.vllm_forward_url):
+        raise CLIError(f"--lam {args.lam} < 1 needs --forward-model (with --vllm-url: --vllm-forward-url)")
 
 
 def _score(args: argparse.Namespace, pairs: list[tuple[str, str]], wheres: list[str], desc: str) -> list[Any]:

@@ -269,14 +269,15 @@ def pick_kernel(requested: str, device: torch.device, dtype: torch.dtype) -> str
 def packed_attention(model: torch.nn.Module, kernel: str) -> Iterator[None]:
     """Switch ``model`` to the packed attention function of ``kernel`` for the ``with`` block."""
     name = _register(kernel)
-    prev = model.config._attn_implementation
-    model.set_attn_implementation(name)
-    if model.config._attn_implementation != name:
+    hf: Any = model  # a transformers PreTrainedModel (config, set_attn_implementation)
+    prev = hf.config._attn_implementation
+    hf.set_attn_implementation(name)
+    if hf.config._attn_implementation != name:
         raise RuntimeError(f"{type(model).__name__} does not accept a custom attention function")
     try:
         yield
     finally:
-        model.set_attn_implementation(prev)
+        hf.set_attn_implementation(prev)
 
 
 def packed_row(seqs_ids: Sequence[Sequence[int]], device: torch.device) -> dict[str, Any]:

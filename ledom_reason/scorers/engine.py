@@ -91,7 +91,8 @@ def plan_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
 
 def output_head(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     """The LM head as a function of final hidden states, including any logit post-processing."""
-    head = model.get_output_embeddings()
+    hf: Any = model  # a transformers PreTrainedModel
+    head = hf.get_output_embeddings()
     if head is None:
         raise TypeError(f"{type(model).__name__} has no output embeddings (not a causal LM?)")
     cfg = model.config
@@ -128,7 +129,8 @@ _COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, Callable[..., Any]] = weak
 
 def _decoder(model: torch.nn.Module, compile_model: bool) -> Callable[..., Any]:
     """The model body without the LM head (optionally ``torch.compile``d once, cached per model)."""
-    decoder = model.get_decoder() if hasattr(model, "get_decoder") else model.base_model
+    hf: Any = model  # a transformers PreTrainedModel
+    decoder: torch.nn.Module = hf.get_decoder() if hasattr(hf, "get_decoder") else hf.base_model
     if not compile_model:
         return decoder
     if decoder not in _COMPILED:
@@ -212,7 +214,8 @@ def fast_logprobs(
     """
     head = output_head(model)
     decoder = _decoder(model, compile_model)
-    vocab = model.get_output_embeddings().weight.shape[0]
+    hf: Any = model  # a transformers PreTrainedModel
+    vocab = int(hf.get_output_embeddings().weight.shape[0])
     chunk_rows = max(1, head_chunk_bytes // (vocab * 4))
     results = torch.zeros(len(seqs), dtype=torch.float64)
     if packed_kernel is None:

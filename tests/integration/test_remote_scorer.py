@@ -246,11 +246,11 @@ def test_wait_policy():
         exc = SimpleNamespace(retry_after=retry_after)
         return SimpleNamespace(attempt_number=n, outcome=SimpleNamespace(exception=lambda: exc))
 
-    assert remote._wait(state(1)) == 0.0  # next replica at once
-    assert 0.0 <= remote._wait(state(2)) <= 0.5  # end of round 1: backoff with jitter
-    assert 0.0 <= remote._wait(state(4)) <= 1.0
-    assert remote._wait(state(2, retry_after=3.0)) >= 3.0
-    assert remote._wait(state(2, retry_after=3600.0)) == MAX_RETRY_AFTER_S  # a bound on server advice
+    assert remote.transport.wait(state(1)) == 0.0  # next replica at once
+    assert 0.0 <= remote.transport.wait(state(2)) <= 0.5  # end of round 1: backoff with jitter
+    assert 0.0 <= remote.transport.wait(state(4)) <= 1.0
+    assert remote.transport.wait(state(2, retry_after=3.0)) >= 3.0
+    assert remote.transport.wait(state(2, retry_after=3600.0)) == MAX_RETRY_AFTER_S  # a bound on server advice
 
 
 def test_model_error_raises_floating_point_error(scorer):
@@ -282,4 +282,4 @@ def test_cli_build_scorer_constructs_remote(monkeypatch):
     remote = build_scorer(args)
     assert isinstance(remote, RemoteScorer)
     assert remote.urls == ["http://127.0.0.1:9", "http://127.0.0.1:10"]
-    assert remote._headers["authorization"] == "Bearer abc"
+    assert remote.transport.headers["authorization"] == "Bearer abc"
