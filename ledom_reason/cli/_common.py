@@ -47,6 +47,12 @@ def add_reward_args(p: argparse.ArgumentParser) -> None:
 
 def build_scorer(args: argparse.Namespace) -> Any:
     """Build the scorer the options ask for (imports torch/httpx only now)."""
+    return scorer_factory(args)()
+
+
+def scorer_factory(args: argparse.Namespace) -> Callable[[], Any]:
+    """A picklable zero-argument callable that builds the scorer the options ask for (for Ray workers too)."""
+    import functools
     import os
 
     from ledom_reason.cli import CLIError
@@ -56,23 +62,24 @@ def build_scorer(args: argparse.Namespace) -> Any:
     if len(given) > 1:
         raise CLIError(f"give only one of {', '.join(given)}")
     if getattr(args, "vllm_url", None):
-        return _vllm_server_scorer(args)
+        return _vllm_server_factory(args)
     if args.url:
         from ledom_reason.scorers.remote import RemoteScorer
 
-        return RemoteScorer(args.url, api_key=os.environ.get(args.api_key_env or "LEDOM_API_KEY"))
+        return functools.partial(RemoteScorer, args.url, api_key=os.environ.get(args.api_key_env or "LEDOM_API_KEY"))
     if not args.model:
         raise CLIError("a scorer is needed: --model DIR (or ledom-tiny), --url URL or --vllm-url URL --tokenizer DIR")
     from ledom_reason.scorers.local import ReverseScorer
 
-    return ReverseScorer.from_pretrained(
-        args.model, device=args.device, dtype=args.dtype, forward_model=args.forward_model,
-        batch_tokens=args.batch_tokens, truncate=args.truncate,
+    return functools.partial(
+        ReverseScorer.from_pretrained, args.model, device=args.device, dtype=args.dtype,
+        forward_model=args.forward_model, batch_tokens=args.batch_tokens, truncate=args.truncate,
         forward_chat_template=args.forward_chat_template,
     )
 
 
-def _vllm_server_scorer(args: argparse.Namespace) -> Any:
+def _vllm_server_factory(args: argparse.Namespace) -> Callable[[], Any]:
+    import functools
     import os
 
     from ledom_reason.cli import CLIError
@@ -87,9 +94,9 @@ def _vllm_server_scorer(args: argparse.Namespace) -> Any:
                                tokenizer=args.forward_tokenizer or args.tokenizer, api_key=key)
     elif args.forward_model:
         raise CLIError("with --vllm-url the forward model is --vllm-forward-url URL, not --forward-model")
-    return VLLMServerScorer(args.vllm_url, model=args.vllm_model, tokenizer=args.tokenizer, api_key=key,
-                            forward=forward, truncate=args.truncate, batch_tokens=args.batch_tokens,
-                            forward_chat_template=args.forward_chat_template)
+    return functools.partial(VLLMServerScorer, args.vllm_url, model=args.vllm_model, tokenizer=args.tokenizer,
+                             api_key=key, forward=forward, truncate=args.truncate, batch_tokens=args.batch_tokens,
+                             forward_chat_template=args.forward_chat_template)
 
 
 def progress_bar(total: int, desc: str) -> Any:

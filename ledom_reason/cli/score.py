@@ -17,17 +17,23 @@ from ledom_reason.cli._common import (
 )
 from ledom_reason.reward import Normalize
 
-SCORE_FIELDS = ("reverse_logprob", "question_tokens", "reverse_mean", "forward_logprob",
-                "candidate_tokens", "forward_mean", "truncated_tokens", "p_correct")
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score (question, candidate) pairs from a JSONL file",
                        description="Input rows: {question, candidate, ...}; extra fields are passed through.")
-    p.add_argument("--input", required=True, help="JSONL with `question` and `candidate` fields")
-    p.add_argument("--output", help="output JSONL (default: stdout); written atomically")
+    p.add_argument("--input", required=True, help="JSONL (with --ray: or .parquet) with `question` and `candidate`")
+    p.add_argument("--output", help="output JSONL (default: stdout; with --ray: required, .parquet allowed); atomic")
     add_scorer_args(p)
     add_reward_args(p)
+    ray = p.add_argument_group("offline batch scoring with Ray Data (extra `ray`)")
+    ray.add_argument("--ray", action="store_true",
+                     help="score with Ray Data scorer actors; resumable (rerun the same command after a kill)")
+    ray.add_argument("--num-workers", type=int, default=2, help="scorer actors (one model each)")
+    ray.add_argument("--gpus-per-worker", type=float, default=0.0)
+    ray.add_argument("--cpus-per-worker", type=float, default=1.0)
+    ray.add_argument("--ray-address", default=None, help="a running Ray cluster (default: start a local one)")
+    ray.add_argument("--shard-rows", type=int, default=1024, help="rows per resumable shard")
+    ray.add_argument("--ray-batch-size", type=int, default=64, help="rows per scorer call")
     p.set_defaults(func=run_score)
 
     r = sub.add_parser("rerank", help="rank candidates per question from a JSONL file",
@@ -42,11 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _score_fields(s: Any, lam: float, normalize: Normalize) -> dict[str, Any]:
-    from ledom_reason.reward import reverse_reward
+    from ledom_reason.offline import scored_row
 
-    d = {k: getattr(s, k) for k in SCORE_FIELDS if getattr(s, k) is not None}
-    d["reward"] = reverse_reward(s, lam=lam, normalize=normalize)
-    return d
+    return scored_row({}, s, lam, normalize)
 
 
 def _emit(rows: list[dict[str, Any]], output: str | None) -> None:
@@ -68,6 +72,25 @@ def _check_reward_args(args: argparse.Namespace) -> None:
         raise CLIError(f"--lam {args.lam} < 1 needs --forward-model (with --vllm-url: --vllm-forward-url)")
 
 
+def run_ray(args: argparse.Namespace) -> int:
+    from ledom_reason.cli import CLIError
+    from ledom_reason.cli._common import scorer_factory
+    from ledom_reason.offline import OfflineConfig, score_file
+
+    if not args.output:
+        raise CLIError("--ray needs --output FILE (.jsonl or .parquet)")
+    if args.gpus_per_worker and not args.device:
+        args.device = "cuda"
+    cfg = OfflineConfig(num_workers=args.num_workers, gpus_per_worker=args.gpus_per_worker,
+                        cpus_per_worker=args.cpus_per_worker, batch_size=args.ray_batch_size,
+                        shard_rows=args.shard_rows, lam=args.lam, normalize=args.normalize,
+                        ray_address=args.ray_address)
+    res = score_file(args.input, args.output, scorer_factory(args), cfg)
+    print(f"ledom-reason score --ray: {res.rows} rows → {res.output} ({res.rows_scored} scored now, "
+          f"{res.shards_skipped}/{res.shards} shards done by an earlier run)", file=sys.stderr)
+    return 0
+
+
 def _score(args: argparse.Namespace, pairs: list[tuple[str, str]], wheres: list[str], desc: str) -> list[Any]:
     """Validate, build the scorer, score; any bad pair is reported at its input line."""
     from ledom_reason.types import normalize_pairs
@@ -81,6 +104,8 @@ def _score(args: argparse.Namespace, pairs: list[tuple[str, str]], wheres: list[
 
 def run_score(args: argparse.Namespace) -> int:
     _check_reward_args(args)
+    if args.ray:
+        return run_ray(args)
     located = read_rows(args.input, required=("question", "candidate"))
     rows = [r for _, r in located]
     scores = _score(args, [(r["question"], r["candidate"]) for r in rows], [w for w, _ in located], "scoring")
