@@ -20,8 +20,12 @@ averaged over positions) + 2·V·d·Q (LM head on the Q question rows only); the
 for every variant, so MFU ratios equal throughput ratios. Peak: 989e12 (H100 dense bf16).
 
 GPU (H100):  python benchmarks/scoring_throughput.py --device cuda --models 2b,7b --compile --out-dir OUT
-CPU (2 cores): python benchmarks/scoring_throughput.py --device cpu --models 135m --pairs 48 \
-    --budget-tokens 8192 --naive-batch 8 --threads 2 --out-dir benchmarks/results
+CPU (2 cores): python benchmarks/scoring_throughput.py --device cpu --models 135m --pairs 16 \
+    --budget-tokens 8192 --naive-batch 8 --threads 2 --check-pairs 4 --warmup-pairs 2 --gemm-peak \
+    --compile --compile-models 135m --out-dir benchmarks/results
+``--gemm-peak`` adds "% of measured GEMM peak": useful FLOP/s over the FLOP/s of a 2048³ matmul in the
+run's dtype, timed right before and after each variant (the mean of the two), for CPUs with no spec peak
+and boxes shared with other jobs (the load average is reported next to it).
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pretrain_mfu import measure_gemm_flops
 
 from ledom_reason.scorers.engine import ScoringSeq, fast_logprobs, pick_kernel, reference_logprobs
 
@@ -172,7 +179,8 @@ def check_fp32(shape: dict[str, Any], device: torch.device, n: int, seed: int) -
     ref = reference_logprobs(model, seqs, device)
     out: dict[str, Any] = {"pairs": n, "layers": 2, "dtype": "float32",
                            "score_spread": statistics.pstdev(ref)}
-    for name, kernel in (("padded", None), ("packed_dense", "dense"), ("packed_flex", "flex")):
+    for name, kernel in (("padded", None), ("packed_dense", "dense"), ("packed_flex", "flex"),
+                         ("packed_segments", "segments")):
         try:
             f = fast_logprobs(model, seqs, device, batch_tokens=8192, head_chunk_bytes=2**28, packed_kernel=kernel)
             out[name] = delta(f, ref, seqs)
@@ -252,7 +260,10 @@ def run_shape(name: str, args: argparse.Namespace, device: torch.device, dtype: 
             fn(seqs[: args.warmup_pairs])  # warm-up: kernels, allocator, compilation
             if compile_only:
                 res["compile_warmup_s"] = time.perf_counter() - t0
+            # the machine's matmul ceiling right before and after this variant (paired: shared boxes drift)
+            g0 = measure_gemm_flops(device) if args.gemm_peak else None
             vals, sec, peak = timed(lambda f=fn: f(seqs), device, args.repeats)
+            g1 = measure_gemm_flops(device) if args.gemm_peak else None
         except Exception as e:  # report and keep going: the benchmark must finish
             res["variants"][vname] = {"error": f"{type(e).__name__}: {e}"[:400]}
             print(f"  {name} {vname}: ERROR {res['variants'][vname]['error']}", flush=True)
@@ -262,6 +273,10 @@ def run_shape(name: str, args: argparse.Namespace, device: torch.device, dtype: 
             continue
         v = {"seconds": sec, "tokens_per_s": tokens / sec, "mfu": flops / sec / PEAK_FLOPS,
              "peak_gib": peak}
+        if g0 is not None and g1 is not None:
+            v["gemm_flops"] = [g0, g1]
+            v["gemm_frac"] = flops / sec / ((g0 + g1) / 2)
+            v["load_avg"] = os.getloadavg()[0]
         if vname == "naive":
             _NAIVE_CACHE[name] = vals
             res["score_spread"] = statistics.pstdev(vals)
@@ -271,8 +286,9 @@ def run_shape(name: str, args: argparse.Namespace, device: torch.device, dtype: 
         if vname == "naive":
             _NAIVE_TPS[name] = tokens / sec
         res["variants"][vname] = v
+        gemm = f", {100 * v['gemm_frac']:.0f}% of GEMM {sum(v['gemm_flops']) / 2e12:.3f}T" if "gemm_frac" in v else ""
         print(f"  {name} {vname}: {v['tokens_per_s']:.0f} tok/s, {sec:.2f} s, peak {peak:.1f} GiB, "
-              f"max|d| {v.get('vs_naive', {}).get('max_abs_pair', 0):.2e}", flush=True)
+              f"max|d| {v.get('vs_naive', {}).get('max_abs_pair', 0):.2e}{gemm}", flush=True)
     variants.clear()  # drops the closures that hold the model
     if args.noise_pairs and not compile_only:
         res["noise"] = noise_check(model, seqs[: args.noise_pairs], device, kernel,
@@ -315,7 +331,9 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 def table(results: dict[str, Any]) -> str:
-    lines = ["| shape | variant | tokens/s | × naive | MFU | peak GiB | max \\|Δ\\| pair (nats) |",
+    gemm = any("gemm_frac" in v for r in results["shapes"] for v in r["variants"].values())
+    lines = ["| shape | variant | tokens/s | × naive | " + ("% of measured GEMM peak (GEMM TFLOP/s, load)"
+                                                          if gemm else "MFU") + " | peak GiB | max \\|Δ\\| pair (nats) |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for r in results["shapes"]:
         for vname, v in r["variants"].items():
@@ -325,8 +343,9 @@ def table(results: dict[str, Any]) -> str:
             sp = f"{v['speedup']:.2f}" if "speedup" in v else "1.00"
             dl = f"{v['vs_naive']['max_abs_pair']:.2e}" if "vs_naive" in v else "—"
             pk = "—" if v["peak_gib"] != v["peak_gib"] else f"{v['peak_gib']:.1f}"
-            lines.append(f"| {r['shape']} | {vname} | {v['tokens_per_s']:,.0f} | {sp} | {100 * v['mfu']:.1f}% "
-                         f"| {pk} | {dl} |")
+            eff = (f"{100 * v['gemm_frac']:.0f}% ({sum(v['gemm_flops']) / 2e12:.3f}, {v['load_avg']:.1f})"
+                   if "gemm_frac" in v else f"{100 * v['mfu']:.1f}%")
+            lines.append(f"| {r['shape']} | {vname} | {v['tokens_per_s']:,.0f} | {sp} | {eff} | {pk} | {dl} |")
     return "\n".join(lines)
 
 
@@ -347,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true", help="add a torch.compile variant")
     p.add_argument("--compile-models", default="2b")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--gemm-peak", action="store_true",
+                   help="time a 2048³ matmul before and after each variant: '%% of measured GEMM peak'")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-limit-s", type=float, default=330.0, help="skip remaining variants after this")
     p.add_argument("--tag", default=None, help="file tag (default: gpu name or 'cpu')")

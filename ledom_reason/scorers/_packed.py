@@ -21,6 +21,9 @@ Kernels (``ScorerConfig.packed_kernel``):
 * ``"flex"`` — ``flex_attention`` with a document-causal ``BlockMask`` (CUDA compiled; CPU eager).
 * ``"dense"`` — SDPA with an explicit block-causal boolean mask: exact everywhere but
   ``O(T²)`` memory; meant for CPU tests of the packing logic.
+* ``"segments"`` — causal SDPA on each sequence's slice of the row, in a loop: exact, ``O(Σ n_i²)``,
+  the CPU default (docs/performance.md: padded tokens cost matmul time on CPU, a loop of attention
+  calls does not).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-KERNELS: tuple[str, ...] = ("varlen", "flash_attn", "flex", "dense")
+KERNELS: tuple[str, ...] = ("varlen", "flash_attn", "flex", "dense", "segments")
 _PREFIX = "ledom_packed_"
 
 
@@ -188,8 +191,25 @@ def _flex_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Te
     return _to_thd(out)
 
 
+def _segments_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, max_len: int,
+                     scale: float) -> torch.Tensor:
+    """Causal SDPA on each sequence's slice of the packed row: exact, ``O(Σ n_i²)``, any device.
+
+    On CPU a loop of SDPA calls costs nothing next to the matmuls, and it keeps the rest of the model
+    (projections, MLP, norms) on one padding-free ``[T, d]`` tensor.
+    """
+    bounds = cu.tolist()
+    gqa = q.shape[1] != k.shape[1]
+    out = torch.empty_like(q)  # (1, H, T, D)
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        out[:, :, a:b] = sdpa(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b], is_causal=True, scale=scale,
+                              enable_gqa=gqa)
+    return _to_thd(out)
+
+
 _KERNEL_FNS = {"varlen": _varlen_kernel, "flash_attn": _flash_attn_kernel, "flex": _flex_kernel,
-               "dense": _dense_kernel}
+               "dense": _dense_kernel, "segments": _segments_kernel}
 
 
 def _make_attention(kernel: str) -> Any:
@@ -239,18 +259,22 @@ def kernel_available(kernel: str, device: torch.device, dtype: torch.dtype) -> b
         return cuda and half and importlib.util.find_spec("flash_attn") is not None
     if kernel == "flex":
         return importlib.util.find_spec("torch.nn.attention.flex_attention") is not None
-    if kernel == "dense":
+    if kernel in ("dense", "segments"):
         return True
     raise ValueError(f"`packed_kernel` must be one of {KERNELS} or 'auto', got {kernel!r}")
 
 
 def pick_kernel(requested: str, device: torch.device, dtype: torch.dtype) -> str | None:
-    """Resolve ``"auto"`` to the best available GPU kernel (``None`` = use the padded path).
+    """Resolve ``"auto"`` to the best available kernel (``None`` = use the padded path).
 
-    ``"auto"`` never picks ``"dense"`` or CPU flex (both slower than padding there); asking for a
-    kernel by name that cannot run raises ``ValueError``.
+    ``"auto"``: on CUDA flash_attn, else torch varlen, else flex; on CPU ``"segments"`` (exact, and
+    faster than padded buckets: no padded tokens go through the matmuls). It never picks ``"dense"``
+    (``O(T²)`` memory) or CPU flex (slow in eager mode). A kernel asked for by name that cannot run
+    raises ``ValueError``.
     """
     if requested == "auto":
+        if device.type == "cpu":
+            return "segments"
         if device.type != "cuda":
             return None
         for k in ("flash_attn", "varlen", "flex"):

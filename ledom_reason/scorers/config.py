@@ -20,10 +20,11 @@ class ScorerConfig:
         attention: ``"padded"`` (right-padded length buckets, plain causal attention: works
             everywhere), ``"packed"`` (no padding, one row per ``batch_tokens`` with positions
             restarting per sequence, on a varlen kernel; falls back to padded when no kernel
-            can run) or ``"auto"`` (packed on CUDA when a kernel is available, else padded).
-        packed_kernel: Kernel of the packed path: ``"auto"`` (flash_attn, else torch varlen, else
-            flex; GPU only), ``"varlen"`` (``torch.nn.attention.varlen``), ``"flash_attn"``,
-            ``"flex"`` (flex attention with a document mask; also CPU, eager there) or ``"dense"``
+            can run) or ``"auto"`` (packed when a kernel is available — on CPU always — else padded).
+        packed_kernel: Kernel of the packed path: ``"auto"`` (GPU: flash_attn, else torch varlen, else
+            flex; CPU: segments), ``"varlen"`` (``torch.nn.attention.varlen``), ``"flash_attn"``,
+            ``"flex"`` (flex attention with a document mask; also CPU, eager there), ``"segments"``
+            (causal SDPA per sequence slice of the packed row; exact, any device) or ``"dense"``
             (SDPA with an explicit block mask, ``O(T²)`` memory: for tests).
         compile: ``torch.compile`` the decoder once per model (dynamic shapes). Pays off only for
             long runs; the first call compiles for tens of seconds.
@@ -47,7 +48,7 @@ class ScorerConfig:
     batch_tokens: int = 16384
     mode: Literal["fast", "reference"] = "fast"
     attention: Literal["auto", "padded", "packed"] = "auto"
-    packed_kernel: Literal["auto", "varlen", "flash_attn", "flex", "dense"] = "auto"
+    packed_kernel: Literal["auto", "varlen", "flash_attn", "flex", "dense", "segments"] = "auto"
     compile: bool = False
     head_chunk_bytes: int = 256 * 2**20
     max_length: int | None = None
@@ -64,9 +65,9 @@ class ScorerConfig:
             raise ValueError(f"`mode` must be 'fast' or 'reference', got {self.mode!r}")
         if self.attention not in ("auto", "padded", "packed"):
             raise ValueError(f"`attention` must be 'auto', 'padded' or 'packed', got {self.attention!r}")
-        if self.packed_kernel not in ("auto", "varlen", "flash_attn", "flex", "dense"):
+        if self.packed_kernel not in ("auto", "varlen", "flash_attn", "flex", "dense", "segments"):
             raise ValueError(
-                "`packed_kernel` must be one of 'auto', 'varlen', 'flash_attn', 'flex', 'dense', "
+                "`packed_kernel` must be one of 'auto', 'varlen', 'flash_attn', 'flex', 'dense', 'segments', "
                 f"got {self.packed_kernel!r}"
             )
         if not isinstance(self.compile, bool):

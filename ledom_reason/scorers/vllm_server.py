@@ -126,8 +126,8 @@ def sum_prompt_logprobs(prompt_logprobs: Any, seq: Seq) -> float:
 
     Args:
         prompt_logprobs: A choice's ``prompt_logprobs`` from vLLM's JSON: ``None`` first, then one
-            dict per position keyed by token-id *strings*; each holds the prompt token's entry and
-            possibly top-k others.
+            dict per position keyed by token-id strings (or ints, as ``ray.data.llm`` returns them);
+            each holds the prompt token's entry and possibly top-k others.
         seq: The prompt that was sent.
 
     Raises:
@@ -142,9 +142,10 @@ def sum_prompt_logprobs(prompt_logprobs: Any, seq: Seq) -> float:
     total = 0.0
     for t in range(seq.score_start, len(seq.ids)):
         entry, tok = prompt_logprobs[t], seq.ids[t]
-        if not isinstance(entry, dict) or str(tok) not in entry:
+        own = entry.get(str(tok), entry.get(tok)) if isinstance(entry, dict) else None  # JSON: str keys
+        if own is None:
             raise ValueError(f"no log-prob for prompt token {tok} at position {t}")
-        lp = _logprob(entry[str(tok)])
+        lp = _logprob(own)
         if not math.isfinite(lp) or lp <= CLAMPED_LOGPROB:
             raise FloatingPointError(f"log-prob of prompt token {tok} at position {t} is {lp} (non-finite)")
         total += lp

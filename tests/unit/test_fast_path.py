@@ -31,13 +31,16 @@ def _model(path):
 
 @pytest.mark.parametrize("arch_fixture", ["tiny_model_dir", "tiny_llama_dir"])
 @pytest.mark.parametrize("budget", [60, 256, 10_000])
-def test_packed_dense_equals_reference(request, arch_fixture, budget):
+def test_packed_dense_and_segments_equal_reference(request, arch_fixture, budget):
     model = _model(request.getfixturevalue(arch_fixture))
     seqs = _seqs(model.config.vocab_size, 20, seed=budget)
     ref = reference_logprobs(model, seqs, CPU)
     packed = fast_logprobs(model, seqs, CPU, batch_tokens=budget, head_chunk_bytes=4096 * 8, packed_kernel="dense")
+    segments = fast_logprobs(model, seqs, CPU, batch_tokens=budget, head_chunk_bytes=4096 * 8,
+                             packed_kernel="segments")
     padded = fast_logprobs(model, seqs, CPU, batch_tokens=budget, head_chunk_bytes=4096 * 8)
     assert max(abs(a - b) for a, b in zip(ref, packed, strict=True)) < 1e-4
+    assert max(abs(a - b) for a, b in zip(ref, segments, strict=True)) < 1e-4
     assert max(abs(a - b) for a, b in zip(ref, padded, strict=True)) < 1e-4
     assert len({round(x, 3) for x in ref}) > 10  # the sequences really differ
     assert model.config._attn_implementation == "sdpa"  # switched back after the packed call
@@ -55,10 +58,11 @@ def test_packed_flex_equals_reference(tiny_model_dir):
 def test_packed_scores_do_not_depend_on_pack_composition(tiny_model_dir):
     model = _model(tiny_model_dir)
     seqs = _seqs(model.config.vocab_size, 16, seed=3)
-    whole = fast_logprobs(model, seqs, CPU, batch_tokens=10_000, head_chunk_bytes=2**20, packed_kernel="dense")
-    alone = [fast_logprobs(model, [s], CPU, batch_tokens=10, head_chunk_bytes=2**20, packed_kernel="dense")[0]
-             for s in seqs[:4]]
-    assert alone == pytest.approx(whole[:4], abs=1e-5)
+    for kernel in ("dense", "segments"):
+        whole = fast_logprobs(model, seqs, CPU, batch_tokens=10_000, head_chunk_bytes=2**20, packed_kernel=kernel)
+        alone = [fast_logprobs(model, [s], CPU, batch_tokens=10, head_chunk_bytes=2**20, packed_kernel=kernel)[0]
+                 for s in seqs[:4]]
+        assert alone == pytest.approx(whole[:4], abs=1e-5)
 
 
 @pytest.mark.parametrize("budget", [1, 50, 120, 10_000])
@@ -80,7 +84,7 @@ def test_cu_seqlens():
 
 
 def test_kernel_selection_on_cpu():
-    assert pick_kernel("auto", CPU, torch.float32) is None  # CPU: padded buckets
+    assert pick_kernel("auto", CPU, torch.float32) == "segments"  # CPU: packed rows, attention per sequence
     assert pick_kernel("dense", CPU, torch.float32) == "dense"
     with pytest.raises(ValueError, match="packed_kernel"):
         pick_kernel("varlen", CPU, torch.float32)
@@ -90,14 +94,14 @@ def test_scorer_attention_modes(tiny_model_dir):
     pairs = [("What is 7 times 8?", "7 * 8 = 56\n#### 56"), ("How many clips?", "48/2 = 24 clips. 48+24 = 72.")] * 3
     ref = [s.reverse_logprob for s in ReverseScorer.from_pretrained(tiny_model_dir, device="cpu",
                                                                      mode="reference").score(pairs)]
-    auto = ReverseScorer.from_pretrained(tiny_model_dir, device="cpu")
-    assert auto.packed_kernel_for(auto.model) is None
-    packed_fallback = ReverseScorer.from_pretrained(tiny_model_dir, device="cpu", attention="packed")
-    assert packed_fallback.packed_kernel_for(packed_fallback.model) is None
+    auto = ReverseScorer.from_pretrained(tiny_model_dir, device="cpu", batch_tokens=64)
+    assert auto.packed_kernel_for(auto.model) == "segments"
+    padded = ReverseScorer.from_pretrained(tiny_model_dir, device="cpu", attention="padded")
+    assert padded.packed_kernel_for(padded.model) is None
     dense = ReverseScorer.from_pretrained(tiny_model_dir, device="cpu", attention="packed", packed_kernel="dense",
                                           batch_tokens=64)
     assert dense.packed_kernel_for(dense.model) == "dense"
-    for sc in (auto, packed_fallback, dense):
+    for sc in (auto, padded, dense):
         got = [s.reverse_logprob for s in sc.score(pairs)]
         assert got == pytest.approx(ref, abs=1e-4)
     bad = ReverseScorer.from_pretrained(tiny_model_dir, device="cpu", attention="packed", packed_kernel="varlen")
