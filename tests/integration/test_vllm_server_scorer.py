@@ -194,7 +194,7 @@ def test_bearer_token(scorer):
 
 def test_non_finite_logprob_names_the_pair(fresh, scorer):
     v = VLLMServerScorer(fresh.url, model="tiny-rev", tokenizer=scorer.tokenizer, max_length=511)
-    rev = v.encode(PAIRS[:3])[2][0]
+    rev = v.encode(PAIRS[:3])[2].reverse
     fresh.nan_positions[tuple(rev.input_ids)] = len(rev.input_ids) - 1  # the last question token of pair 2
     with pytest.raises(NonFiniteScoreError) as ei:
         v.score(PAIRS[:3])
