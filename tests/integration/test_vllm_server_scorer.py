@@ -228,7 +228,7 @@ def test_cli_score_and_rerank_through_vllm_url(rev_stub, scorer, tiny_model_dir,
     cands = tmp_path / "cands.jsonl"
     cands.write_text(json.dumps({"question": PAIRS[0][0], "candidates": [PAIRS[0][1], PAIRS[1][1]]}) + "\n")
     assert main(["rerank", *opts, "--vllm-model", "tiny-rev", "--input", str(cands), "--output", str(out)]) == 0
-    ranked = json.loads(out.read_text())["ranked"]
+    ranked = json.loads(out.read_text())["ranking"]
     local = scorer.score([(PAIRS[0][0], PAIRS[0][1]), (PAIRS[0][0], PAIRS[1][1])])
     assert [d["index"] for d in ranked] == sorted([0, 1], key=lambda i: -local[i].reverse_logprob)
     capsys.readouterr()
