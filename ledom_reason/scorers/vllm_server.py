@@ -37,7 +37,7 @@ from ledom_reason.scorers.config import ScorerConfig
 from ledom_reason.scorers.encoding import EncodedPair, PairEncoder
 from ledom_reason.types import InvalidPairError, NonFiniteScoreError, PairLike, PairScore, normalize_pairs
 
-__all__ = ["API_KEY_ENV", "COMPLETIONS_PATH", "RemoteScorerError", "VLLMEndpoint", "VLLMServerScorer",
+__all__ = ["API_KEY_ENV", "COMPLETIONS_PATH", "RemoteScorerError", "Seq", "VLLMEndpoint", "VLLMServerScorer",
            "sum_prompt_logprobs"]
 
 API_KEY_ENV = "VLLM_API_KEY"
