@@ -41,8 +41,8 @@ from typing import Any
 
 from ledom_reason.reverse import BosLayout, ReverseInput
 from ledom_reason.scorers.config import ScorerConfig
-from ledom_reason.scorers.engine import ScoringSeq
 from ledom_reason.scorers.forward import build_forward_seq
+from ledom_reason.scorers.sequence import ScoringSeq
 from ledom_reason.types import InvalidPairError, PairLike, normalize_pairs
 
 logger = logging.getLogger(__name__)

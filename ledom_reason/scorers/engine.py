@@ -14,31 +14,16 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ledom_reason.scorers._packed import packed_attention, packed_row, pick_kernel, plan_packs
+from ledom_reason.scorers.sequence import ScoringSeq
 
 ProgressFn = Callable[[int, int], None]
 
 __all__ = ["ProgressFn", "ScoringSeq", "fast_logprobs", "output_head", "pick_kernel", "plan_batches", "reference_logprobs"]
-
-
-@dataclass(frozen=True, slots=True)
-class ScoringSeq:
-    """One model input and the index of its first scored token."""
-
-    input_ids: list[int]
-    score_start: int
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.score_start < len(self.input_ids):
-            raise ValueError(
-                f"score_start={self.score_start} must be in [1, {len(self.input_ids) - 1}] "
-                "(the first token has no prediction)"
-            )
 
 
 def _check_finite(values: torch.Tensor, what: str) -> None:

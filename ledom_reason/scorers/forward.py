@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ledom_reason.reverse import BosLayout, encode_plain
-from ledom_reason.scorers.engine import ScoringSeq
+from ledom_reason.scorers.sequence import ScoringSeq
 
 
 def forward_prompt_ids(tokenizer: Any, question: str, *, chat_template: bool,
