@@ -158,7 +158,8 @@ async def score(body: ScoreRequest, request: Request) -> dict[str, Any]:
     lam = 1.0 if body.lam is None else body.lam
     normalize = body.normalize or "sum"
     if not state.ready or state.batcher is None:
-        raise ApiError(503, "not_ready", f"scorer is {state.status}", {"Retry-After": str(cfg.retry_after_s)})
+        detail = f" ({state.detail})" if state.detail else ""  # e.g. why the model failed to load
+        raise ApiError(503, "not_ready", f"scorer is {state.status}{detail}", {"Retry-After": str(cfg.retry_after_s)})
     if want_reward and lam < 1.0 and state.has_forward is False:
         raise ApiError(422, "forward_model_required",
                        f"lam={lam} < 1 needs a forward model, and this server has none "
