@@ -80,13 +80,18 @@ def train_tokenizer(cfg: TokenizerConfig) -> Path:
 
 
 def load_tokenizer(path: str | os.PathLike[str]) -> Any:
-    """Load a tokenizer folder (local files only) and check it can be used for training."""
-    from transformers import AutoTokenizer
+    """Load a tokenizer folder (local files only) and check it can be used for training.
+
+    Loaded exactly as the scorer loads it (:func:`ledom_reason.scorers.checkpoint.load_tokenizer`:
+    the tokenizer the folder saved, not the one transformers 5 picks from the model type), so a
+    model is trained and scored on the same token ids.
+    """
+    from ledom_reason.scorers.checkpoint import load_tokenizer as load_verified
 
     p = Path(path)
     if not p.is_dir():
         raise FileNotFoundError(f"tokenizer folder not found: {p}")
-    tok = AutoTokenizer.from_pretrained(p, local_files_only=True)
+    tok = load_verified(p)
     if tok.bos_token_id is None:
         logger.warning("tokenizer %s has no BOS token: sequences start without one", p)
     return tok

@@ -106,8 +106,9 @@ def check_vocabulary(tokenizer: Any, rows: int | None, *, what: str = "model") -
     """Compare the tokenizer with the model's embedding table, once, at load.
 
     Returns:
-        The token ids at or past the table (added tokens the model never had); a warning is
-        logged when there are any (pairs whose text contains one are rejected, padding avoids them).
+        The token ids at or past the table (added tokens the model never had), logged once — as a
+        warning when one of them is not a special token (pairs whose text contains one are
+        rejected; padding avoids them).
 
     Raises:
         ValueError: the tokenizer's *base* vocabulary is larger than the table — ordinary text
@@ -127,10 +128,14 @@ def check_vocabulary(tokenizer: Any, rows: int | None, *, what: str = "model") -
         )
     outside = list(range(rows, n))
     shown = ", ".join(f"{i} {_token_name(tokenizer, i)}" for i in outside[:5]) + (" …" if len(outside) > 5 else "")
-    logger.warning(
-        "len(tokenizer) = %d but the %s's embedding table has %d rows: token ids %s are outside it. Padding "
-        "uses id %d instead (padding is never scored); a pair whose text contains one of these tokens is "
-        "rejected with an error", n, what, rows, shown, safe_pad_id(tokenizer, rows),
+    # Special tokens (pad, unk…) added on reload never come out of ordinary text: info. A plain added
+    # token outside the table will, in some pairs: warning.
+    special = set(getattr(tokenizer, "all_special_ids", None) or [])
+    level = logging.INFO if all(i in special for i in outside) else logging.WARNING
+    logger.log(
+        level, "len(tokenizer) = %d but the %s's embedding table has %d rows: token ids %s are outside it. "
+        "Padding uses id %d instead (padding is never scored); a pair whose text contains one of these tokens "
+        "is rejected with an error", n, what, rows, shown, safe_pad_id(tokenizer, rows),
     )
     return outside
 

@@ -64,12 +64,14 @@ def load_causal_lm(
             only turn it on for a folder whose Python code you have read).
         use_fast: Passed to ``AutoTokenizer.from_pretrained`` when not ``None`` (transformers 4
             honours ``False`` with a slow tokenizer; transformers 5 always builds its fast one).
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok_kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": trust_remote_code}
-    if use_fast is not None:
-        tok_kwargs["use_fast"] = use_fast
+    A tokenizer folder is loaded with :func:`ledom_reason.scorers.checkpoint.load_tokenizer`, which
+    falls back to the folder's ``tokenizer.json`` as saved when the class transformers picks splits
+    text differently from it.
+    """
+    from transformers import AutoModelForCausalLM
+
+    from ledom_reason.scorers.checkpoint import load_tokenizer
 
     if isinstance(path_or_model, torch.nn.Module):
         if tokenizer is None:
@@ -93,10 +95,10 @@ def load_causal_lm(
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True,
                                                          trust_remote_code=trust_remote_code)
         if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(path, **tok_kwargs)
+            tokenizer = path
     model = model.to(device=device, dtype=dtype).eval()
-    if isinstance(tokenizer, str | os.PathLike):
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer, **tok_kwargs)
+    if isinstance(tokenizer, str | os.PathLike):  # verified against the folder's tokenizer.json
+        tokenizer = load_tokenizer(tokenizer, trust_remote_code=trust_remote_code, use_fast=use_fast)
     return model, tokenizer
 
 

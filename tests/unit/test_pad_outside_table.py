@@ -3,6 +3,11 @@
 `vocab_size=len(tokenizer)`, both saved to one folder. transformers 5 reloads that folder as
 `Qwen2Tokenizer`, which adds `<|endoftext|>` as pad token with id == vocab size — one past the
 embedding table. Padding with it crashed the embedding lookup (IndexError; HTTP 500 from the server).
+
+Found while fixing it: that `Qwen2Tokenizer` also splits digits one by one, unlike the saved
+tokenizer — a silent wrong score. `from_pretrained(folder)` now loads the folder's tokenizer.json as
+saved when the class transformers picks disagrees with it; the pad fix is exercised with the
+`Qwen2Tokenizer` passed in explicitly.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ def issue_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("issue14_qwen2")
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
-    return folder, len(tok)
+    return folder, tok
 
 
 def reference(model, tok, question, candidate):
@@ -59,32 +64,62 @@ def reference(model, tok, question, candidate):
 
 
 @pytest.fixture(scope="module")
-def scorer(issue_folder):
-    folder, _ = issue_folder
-    return ReverseScorer.from_pretrained(folder, device="cpu", dtype=torch.float32, batch_tokens=64)
+def reloaded(issue_folder):
+    """The folder's tokenizer as `AutoTokenizer` reloads it (a `Qwen2Tokenizer` with transformers 5)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(issue_folder[0])
 
 
-def test_reload_moves_pad_outside_the_table(issue_folder, scorer):
-    """The quirk itself (transformers 5.x): what the scorer has to cope with."""
-    _, rows = issue_folder
-    tok = scorer.tokenizer
-    if tok.pad_token_id is None or tok.pad_token_id < rows:
-        pytest.skip(f"this transformers reloads {type(tok).__name__} with pad {tok.pad_token_id}: quirk absent")
-    assert len(tok) == rows + 1 and tok.pad_token_id == rows
+@pytest.fixture(scope="module")
+def scorer(issue_folder, reloaded):
+    """The scorer with the reloaded tokenizer passed in: pad `<|endoftext|>` one past the table."""
+    return ReverseScorer.from_pretrained(issue_folder[0], tokenizer=reloaded, device="cpu", dtype=torch.float32,
+                                         batch_tokens=64)
+
+
+def test_issue_recipe_scores_the_tokens_the_model_was_built_with(issue_folder):
+    """Exactly the issue's call: right scores, on the ids of the tokenizer the model was built with."""
+    folder, built = issue_folder
+    scorer = ReverseScorer.from_pretrained(folder, device="cpu", dtype=torch.float32, batch_tokens=64)
+    for text in (t for p in PAIRS for t in p):
+        assert scorer.tokenizer(text, add_special_tokens=False)["input_ids"] == built(text, add_special_tokens=False)["input_ids"]
+    for (q, c), s in zip(PAIRS, scorer.score(PAIRS), strict=True):
+        assert s.reverse_logprob == pytest.approx(reference(scorer.model, built, q, c), abs=1e-4)
+
+
+def test_the_reload_quirks(issue_folder, reloaded):
+    """What transformers 5 does to this folder (skipped where it does not): pad outside the table,
+    other token ids for digits — and what `from_pretrained` makes of it."""
+    from ledom_reason.scorers.checkpoint import load_tokenizer, tokenizer_json_mismatch
+
+    folder, built = issue_folder
+    rows = len(built)
+    if reloaded.pad_token_id is None or reloaded.pad_token_id < rows:
+        pytest.skip(f"this transformers reloads {type(reloaded).__name__} with pad {reloaded.pad_token_id}")
+    assert len(reloaded) == rows + 1 and reloaded.pad_token_id == rows
+    diff = tokenizer_json_mismatch(reloaded, folder)
+    ours = load_tokenizer(folder)
+    assert tokenizer_json_mismatch(ours, folder) is None and len(ours) == rows
+    assert diff is not None  # digits: Qwen2Tokenizer splits "48" into "4", "8"; the saved tokenizer does not
+    assert f"built {type(reloaded).__name__}, which splits text differently" in ours.ledom_reload_note
+
+
+def test_pad_outside_the_table_scores_equal_reference(issue_folder, scorer):
+    rows = len(issue_folder[1])
+    if scorer.tokenizer.pad_token_id is None or scorer.tokenizer.pad_token_id < rows:
+        pytest.skip("quirk absent with this transformers")
     assert 0 <= scorer.encoder.pad_id < rows
-
-
-def test_mixed_length_batch_scores_equal_reference(scorer):
     got = scorer.score(PAIRS)  # mixed lengths, a small budget: several padded batches
     for (q, c), s in zip(PAIRS, got, strict=True):
         assert s.reverse_logprob == pytest.approx(reference(scorer.model, scorer.tokenizer, q, c), abs=1e-4)
 
 
 def test_token_outside_the_table_is_a_clear_error(issue_folder, scorer):
-    _, rows = issue_folder
-    outside = scorer.tokenizer.convert_ids_to_tokens(rows) if len(scorer.tokenizer) > rows else None
-    if outside is None:
+    rows = len(issue_folder[1])
+    if len(scorer.tokenizer) <= rows:
         pytest.skip("the tokenizer has no token outside the table here")
+    outside = scorer.tokenizer.convert_ids_to_tokens(rows)
     with pytest.raises(InvalidPairError) as e:
         scorer.score([PAIRS[0], ("What is 2 + 2?", f"4 {outside}")])
     assert e.value.index == 1
@@ -97,7 +132,7 @@ def test_server_scores_and_names_the_cause(issue_folder, scorer):
 
     from ledom_reason.server.app import create_app
 
-    _, rows = issue_folder
+    rows = len(issue_folder[1])
     body = {"pairs": [{"question": q, "candidate": c} for q, c in PAIRS]}
     with TestClient(create_app(scorer), raise_server_exceptions=False) as client:
         r = client.post("/v1/score", json=body)
@@ -118,7 +153,8 @@ def test_wrong_tokenizer_fails_at_load(issue_folder, tmp_path):
     """A base vocabulary larger than the table cannot be scored at all: one error at load, naming both sizes."""
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    folder, rows = issue_folder
+    folder, built = issue_folder
+    rows = len(built)
     small = Qwen2ForCausalLM(Qwen2Config(vocab_size=rows - 50, hidden_size=64, intermediate_size=128,
                                          num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1))
     tok = AutoTokenizer.from_pretrained(folder)
