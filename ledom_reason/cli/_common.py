@@ -37,7 +37,16 @@ def add_scorer_args(p: argparse.ArgumentParser, *, required: bool = False) -> No
     g.add_argument("--batch-tokens", type=int, default=16384, help="token budget per model pass")
     g.add_argument("--truncate", default="candidate_left", choices=["candidate_left", "error"])
     g.add_argument("--forward-chat-template", action="store_true", help="wrap the question in the forward tokenizer's chat template")
+    add_layout_args(g)
     p.set_defaults(_scorer_required=required)
+
+
+def add_layout_args(g: Any) -> None:
+    """``--bos`` / ``--forward-bos``: the layout the checkpoints were trained with (docs/checkpoints.md)."""
+    g.add_argument("--bos", default="auto", help="first token of the reverse input: auto (the tokenizer's BOS, if "
+                   "any), none, tokenizer, or a token such as '<s>' — what the checkpoint was trained with "
+                   "(`ledom-reason inspect` shows which reads best)")
+    g.add_argument("--forward-bos", default="auto", help="the same for the forward model's prompt")
 
 
 def add_reward_args(p: argparse.ArgumentParser) -> None:
@@ -74,7 +83,7 @@ def scorer_factory(args: argparse.Namespace) -> Callable[[], Any]:
     return functools.partial(
         ReverseScorer.from_pretrained, args.model, device=args.device, dtype=args.dtype,
         forward_model=args.forward_model, batch_tokens=args.batch_tokens, truncate=args.truncate,
-        forward_chat_template=args.forward_chat_template,
+        forward_chat_template=args.forward_chat_template, bos=args.bos, forward_bos=args.forward_bos,
     )
 
 

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from ledom_reason.cli._common import add_layout_args
 from ledom_reason.server.config import ServerConfig
 
 _D = ServerConfig()
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="default: bf16 on GPU, fp32 on CPU")
     p.add_argument("--truncate", default="candidate_left", choices=["candidate_left", "error"])
     p.add_argument("--model-name", help="name reported in responses (default: the model folder's name)")
+    add_layout_args(p)
     b = p.add_argument_group("batching")
     b.add_argument("--max-batch-tokens", type=int, default=_D.max_batch_tokens,
                    help="token budget of one merged model pass across requests")
@@ -79,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         return ReverseScorer.from_pretrained(
             args.model, device=args.device, dtype=args.dtype, forward_model=args.forward_model,
             batch_tokens=args.batch_tokens or args.max_batch_tokens, truncate=args.truncate,
+            bos=args.bos, forward_bos=args.forward_bos,
         )
 
     print(f"ledom-reason serve: loading {args.model}; listening on http://{config.host}:{config.port} "

@@ -205,6 +205,7 @@ class ReverseScorer:
         """Maps each score's reward to ``p_correct`` (``None``: scores carry no ``p_correct``)."""
         self.recommended_reward = recommended_reward
         """The λ/normalisation the model's metadata (``ledom.json``) validates for this setup, if any."""
+        self.direction: Any = None  # the load-time direction check (from_pretrained), when it ran
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ construction
@@ -222,6 +223,7 @@ class ReverseScorer:
         trust_remote_code: bool = False,
         use_fast: bool | None = None,
         calibration: CalibrationArg | Literal["auto"] = "auto",
+        check_direction: bool | None = None,
         **config_kwargs: Any,
     ) -> ReverseScorer:
         """Load a reverse scorer from a local Hugging Face causal-LM folder (or a model object).
@@ -245,6 +247,10 @@ class ReverseScorer:
                 only, or this forward model) when ``calibration.json`` has one fitted on these weights, so
                 every score carries ``p_correct``; a path to a calibration file; a
                 :class:`~ledom_reason.calibration.Calibration`; or ``None``.
+            check_direction: Read two short built-in paragraphs backwards and forwards and log a
+                warning when the reverse model reads like a forward model (or the forward model like
+                a reverse one) — one small model pass (docs/checkpoints.md). ``None`` = on unless the
+                environment variable ``LEDOM_CHECK_DIRECTION=0``; the result is ``scorer.direction``.
         """
         if config is None:
             config = ScorerConfig(**config_kwargs)
@@ -266,8 +272,18 @@ class ReverseScorer:
 
             fwd_name = model_label(str(forward_model)) if fwd_folder is not None else "<model object>"
         cal = resolve_calibration(calibration, folder, fwd_folder, fwd_name)
-        return cls(model, tok, forward_model=fwd, forward_tokenizer=fwd_tok, config=config, name=name,
-                   calibration=cal, recommended_reward=_recommended_reward(folder, fwd is not None))
+        scorer = cls(model, tok, forward_model=fwd, forward_tokenizer=fwd_tok, config=config, name=name,
+                     calibration=cal, recommended_reward=_recommended_reward(folder, fwd is not None))
+        if check_direction is None:
+            check_direction = os.environ.get("LEDOM_CHECK_DIRECTION", "1") != "0"
+        if check_direction:
+            from ledom_reason.scorers.direction import load_time_check
+
+            scorer.direction = load_time_check(model, tok, bos=config.bos, name=f"reverse model {scorer.name}")
+            if fwd is not None:
+                load_time_check(fwd, scorer.forward_tokenizer, bos=config.forward_bos, expected="forward",
+                                name=f"forward model {forward_model}")
+        return scorer
 
     @classmethod
     def default(cls, forward: bool = False, **kwargs: Any) -> ReverseScorer:
