@@ -110,7 +110,8 @@ class VLLMScorer:
 
         Args:
             model: Local Hugging Face model folder (config.json + weights + tokenizer).
-            tokenizer: Tokenizer object or folder; default: the engine's (the folder's) tokenizer.
+            tokenizer: Tokenizer object or folder; default: the model folder's, loaded as the local
+                scorer loads it (:func:`~ledom_reason.scorers.checkpoint.load_tokenizer`).
             dtype: vLLM dtype (``"auto"``, ``"bfloat16"``, ``"float32"``…).
             truncate: Truncation policy for pairs over ``max_model_len``.
             enable_prefix_caching: Off by default (reversed inputs share no prefix).
@@ -120,11 +121,11 @@ class VLLMScorer:
                 ``gpu_memory_utilization``…).
         """
         vllm = require_vllm()
-        if isinstance(tokenizer, str):
-            from transformers import AutoTokenizer
+        if tokenizer is None or isinstance(tokenizer, str):
+            # The local scorer's loader (the tokenizer the folder saved), not the engine's AutoTokenizer.
+            from ledom_reason.scorers.checkpoint import load_tokenizer
 
-            tokenizer = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True,
-                                                      trust_remote_code=trust_remote_code)
+            tokenizer = load_tokenizer(tokenizer or model, trust_remote_code=trust_remote_code)
         llm = vllm.LLM(model=str(model), dtype=dtype, enable_prefix_caching=enable_prefix_caching,
                        trust_remote_code=trust_remote_code, **llm_kwargs)
         return cls(llm, tokenizer, truncate=truncate, name=str(model), bos=bos)

@@ -45,6 +45,17 @@ async def test_vllm_ascore_and_order(vllm_scorer):
     assert [s.reverse_logprob for s in fwd] == pytest.approx([s.reverse_logprob for s in rev[::-1]], abs=1e-5)
 
 
+def test_vllm_layout_setting_matches_local(vllm_scorer, tiny_model_dir):
+    from ledom_reason import ReverseScorer
+    from ledom_reason.scorers.vllm import VLLMScorer
+
+    v = VLLMScorer(vllm_scorer.llm, vllm_scorer.tokenizer, bos="none")
+    loc = ReverseScorer.from_pretrained(tiny_model_dir, device="cpu", bos="none", check_direction=False)
+    assert [r.input_ids for r in v.encode(PAIRS)] == [e.reverse.input_ids for e in loc.encode(PAIRS)]
+    diffs = [abs(a.reverse_logprob - b.reverse_logprob) for a, b in zip(v.score(PAIRS), loc.score(PAIRS), strict=True)]
+    assert max(diffs) < 1e-4, diffs
+
+
 def test_vllm_bad_input_names_pair(vllm_scorer):
     with pytest.raises(ValueError, match="pair 1"):
         vllm_scorer.score([PAIRS[0], ("", "x")])
