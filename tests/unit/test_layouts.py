@@ -96,9 +96,11 @@ def test_training_builds_the_scorer_ids(bos, bos_eos_tokenizer):
 
 
 def test_finetune_config_takes_the_setting(tmp_path):
-    from ledom_reason.training.config import FinetuneConfig, apply_overrides
+    from ledom_reason.training.config import FinetuneConfig
+    from ledom_reason.training.parser import load_config
 
-    cfg = apply_overrides(FinetuneConfig(out_dir=str(tmp_path), model="m", inputs=["x.jsonl"]), ["--bos=none"])
+    cfg = load_config(FinetuneConfig, args=["--out_dir", str(tmp_path), "--model", "m", "--inputs", "x.jsonl",
+                                            "--bos", "none"])
     assert cfg.bos == "none"
     with pytest.raises(ValueError, match="`bos`"):
         FinetuneConfig(out_dir=str(tmp_path), model="m", inputs=["x.jsonl"], bos="")
