@@ -105,7 +105,8 @@ def _vllm_server_factory(args: argparse.Namespace) -> Callable[[], Any]:
         raise CLIError("with --vllm-url the forward model is --vllm-forward-url URL, not --forward-model")
     return functools.partial(VLLMServerScorer, args.vllm_url, model=args.vllm_model, tokenizer=args.tokenizer,
                              api_key=key, forward=forward, truncate=args.truncate, batch_tokens=args.batch_tokens,
-                             forward_chat_template=args.forward_chat_template)
+                             forward_chat_template=args.forward_chat_template, bos=args.bos,
+                             forward_bos=args.forward_bos)
 
 
 def progress_bar(total: int, desc: str) -> Any:

@@ -155,6 +155,23 @@ def _recommended_reward(model: Path | None, has_forward: bool) -> RewardSettings
     return None if not isinstance(spec, dict) else RewardSettings(float(spec["lam"]), spec["normalize"])
 
 
+def _packed_unsupported(model: torch.nn.Module, context: int | None) -> str | None:
+    """What in ``model``'s attention the packed kernels (plain causal attention) would ignore, if anything.
+
+    Gemma 2 soft-caps attention logits; a sliding window (Mistral, Gemma 2) matters once an input can
+    be longer than it. The padded path runs the model's own attention and handles both.
+    """
+    cfg = getattr(model, "config", None)
+    cap = getattr(cfg, "attn_logit_softcapping", None)
+    if cap:
+        return f"attention logit soft-capping (attn_logit_softcapping={cap})"
+    window = getattr(cfg, "sliding_window", None)
+    longest = context or getattr(cfg, "max_position_embeddings", None)
+    if window and getattr(cfg, "use_sliding_window", True) and (longest is None or window < longest):
+        return f"a sliding attention window (sliding_window={window} < context {longest})"
+    return None
+
+
 class ReverseScorer:
     """Score ``log P_rev(question | candidate)`` with a local reverse LM (and optionally a forward LM).
 
@@ -324,6 +341,11 @@ class ReverseScorer:
         """
         cfg = self.config
         if cfg.attention == "padded":
+            return None
+        unsupported = _packed_unsupported(model, self.max_length)
+        if unsupported:  # the packed kernels run plain causal attention: they would mis-score these
+            logger.info("%s uses %s, which packed attention does not apply: using padded buckets",
+                        type(model).__name__, unsupported)
             return None
         p = next(model.parameters())
         kernel = pick_kernel(cfg.packed_kernel, p.device, p.dtype)

@@ -80,11 +80,12 @@ class VLLMEndpoint:
 
 
 def load_tokenizer(tokenizer: Any) -> Any:
-    """A tokenizer object as is, or ``AutoTokenizer`` from a local folder (no network)."""
+    """A tokenizer object as is, or a local folder's tokenizer loaded as the local scorer loads it
+    (:func:`ledom_reason.scorers.checkpoint.load_tokenizer`: the one the folder saved; no network)."""
     if isinstance(tokenizer, str | os.PathLike):
-        from transformers import AutoTokenizer
+        from ledom_reason.scorers.checkpoint import load_tokenizer as load_saved
 
-        return AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
+        return load_saved(tokenizer)
     if tokenizer is None or not callable(tokenizer):
         raise TypeError(f"`tokenizer` must be a tokenizer or a local folder, got {type(tokenizer).__name__}")
     return tokenizer

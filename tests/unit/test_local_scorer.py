@@ -221,3 +221,28 @@ def test_bad_pairs_raise_pair_errors_that_carry_the_index(scorer):
 
     again = pickle.loads(pickle.dumps(el.value))
     assert isinstance(again, PairError) and again.index == 1 and str(again) == str(el.value)
+
+
+@pytest.mark.parametrize(("family", "extra", "packed"), [
+    ("llama", {}, True),
+    ("gemma2", {"head_dim": 32}, False),  # attention logit soft-capping: the packed kernels would ignore it
+    ("mistral", {"sliding_window": 64}, False),  # a window shorter than the context
+    ("mistral", {"sliding_window": 4096}, True),  # a window the context never reaches
+])
+def test_packed_attention_only_where_it_is_exact(family, extra, packed, tiny_tokenizer):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(
+        family, vocab_size=len(tiny_tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256, **extra)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.2)
+    s = ReverseScorer(model, tiny_tokenizer, config=ScorerConfig(attention="packed", packed_kernel="segments",
+                                                                 batch_tokens=512))
+    assert (s.packed_kernel_for(model) == "segments") is packed
+    pairs = [("What is 7 times 8? " * 3, "7 * 8 = 56. " * 12), ("Hi?", "Yes.")]
+    ref = ReverseScorer(model, tiny_tokenizer, config=ScorerConfig(mode="reference"))
+    assert [x.reverse_logprob for x in s.score(pairs)] == pytest.approx(
+        [x.reverse_logprob for x in ref.score(pairs)], abs=1e-4)
