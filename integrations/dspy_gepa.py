@@ -39,7 +39,11 @@ ScoreScale = Literal["probability", "reward"]
 class LedomFeedbackMetric(LedomMetric):
     """GEPA's feedback metric over a reverse scorer (build it with :func:`ledom_feedback_metric`).
 
-    ``score``: with ``score="probability"`` (default) the scorer's calibrated ``p_correct`` when it has one,
+    λ and the normalisation default to the scorer's validated setting (``scorer.recommended_reward``), else
+    λ = 1, ``"mean"`` — as for :func:`~ledom_reason.integrations.dspy.ledom_metric`.
+
+    ``score``: with ``score="probability"`` (default) the scorer's calibrated ``p_correct`` when it has one
+    (and λ/normalisation were not set explicitly),
     else ``exp(reward)`` — for the default per-token mean, the geometric-mean probability of the scored
     tokens, in (0, 1] like GEPA's ``failure_score=0`` / ``perfect_score=1`` expect, and in the same order as
     the reward; ``score="reward"``: the raw reward (≤ 0; then give GEPA a matching ``failure_score``).
@@ -52,8 +56,8 @@ class LedomFeedbackMetric(LedomMetric):
     """
 
     def __init__(self, scorer: Scorer, question_field: str = "question",
-                 answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float = 1.0,
-                 normalize: Normalize = "mean", *, score: ScoreScale = "probability",
+                 answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float | None = None,
+                 normalize: Normalize | None = None, *, score: ScoreScale = "probability",
                  step_feedback: bool = True, reasoning_field: str = "reasoning", delimiter: str = "\n\n") -> None:
         super().__init__(scorer, question_field, answer_fields, lam, normalize)
         if score not in ("probability", "reward"):
@@ -89,7 +93,8 @@ class LedomFeedbackMetric(LedomMetric):
                  pred_trace: Any = None) -> Any:
         s, prefix_rewards = self.scores(gold, pred)
         reward = self._reward(s)
-        p = getattr(s, "p_correct", None)
+        # p_correct belongs to the calibration's own reward setting: used unless the caller chose λ/normalisation
+        p = s.p_correct if not self._explicit else None
         value = reward if self.score == "reward" else (p if p is not None else math.exp(reward))
         return dspy.Prediction(score=value, feedback=self.feedback(s, reward, self._steps(pred), prefix_rewards,
                                                                     pred_name))
@@ -128,8 +133,8 @@ class LedomFeedbackMetric(LedomMetric):
 
 
 def ledom_feedback_metric(scorer: Scorer, *, question_field: str = "question",
-                          answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float = 1.0,
-                          normalize: Normalize = "mean", score: ScoreScale = "probability",
+                          answer_fields: Sequence[str] = DEFAULT_ANSWER_FIELDS, lam: float | None = None,
+                          normalize: Normalize | None = None, score: ScoreScale = "probability",
                           step_feedback: bool = True, reasoning_field: str = "reasoning",
                           delimiter: str = "\n\n") -> LedomFeedbackMetric:
     """GEPA's metric ``(gold, pred, trace=None, pred_name=None, pred_trace=None) -> dspy.Prediction(score,

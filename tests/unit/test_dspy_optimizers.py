@@ -78,6 +78,23 @@ def test_feedback_metric_words_and_numbers(scorer, scorer_fwd):
     assert "predictor `predict`" in out.feedback and "Weakest step" not in out.feedback
 
 
+
+def test_feedback_metric_follows_the_scorers_validated_setting_and_calibration():
+    """Like ledom_metric: λ/normalisation default to the scorer's recommended setting, and the score is the
+    calibrated p_correct (the bundled pair ships a calibration for λ = 0.9, mean)."""
+    from ledom_reason import ReverseScorer
+
+    pair = ReverseScorer.default(forward=True, device="cpu")
+    pred = dspy.Prediction(**ANSWERS[Q1])
+    metric = ledom_feedback_metric(pair)
+    assert (metric.lam, metric.normalize) == (pair.recommended_reward.lam, pair.recommended_reward.normalize)
+    s = pair.score([(Q1, _text(ANSWERS[Q1]))])[0]
+    assert s.p_correct is not None and metric(TRAIN[0], pred).score == pytest.approx(s.p_correct, abs=1e-6)
+    # an explicit λ is a different reward than the calibration's: the probability is exp(reward) then
+    explicit = ledom_feedback_metric(pair, lam=0.5, normalize="mean", step_feedback=False)
+    assert explicit(TRAIN[0], pred).score == pytest.approx(math.exp(reverse_reward(s, lam=0.5, normalize="mean")),
+                                                           rel=1e-5)
+
 def test_gepa_compiles_with_the_feedback_metric(scorer):
     task = DummyLM(ANSWERS)
     new = "Solve the problem step by step and restate every quantity."
