@@ -58,7 +58,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="base sampling seed")
     p.add_argument("--dtype", default="float32", choices=["bfloat16", "float32"],
                    help="generator weights' dtype")
-    p.add_argument("--data-dir", default=None, help="shared data folder (default: ../shared/data)")
+    p.add_argument("--data-dir", default=None, help="data folder (default: the repository's data/)")
     p.add_argument("--json", default=None, help="also write the candidates and choices to this JSON file")
     args = p.parse_args()
 

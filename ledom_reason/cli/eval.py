@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--discrimination", help="discrimination JSONL from `ledom-reason make-discrimination`")
     p.add_argument("--dataset", choices=["gsm8k", "math500", "amc23"], help="look up gold answers by question")
     p.add_argument("--split", default="test")
-    p.add_argument("--data-dir", default=None, help="data folder (default: ../shared/data)")
+    p.add_argument("--data-dir", default=None, help="data folder (default: the repository's data/, or $LEDOM_DATA_DIR)")
     p.add_argument("--aggregators", default=DEFAULT_AGGS,
                    help="comma list of reward,majority,weighted,random,forward")
     p.add_argument("--n", default="1,2,4,8,16", help="candidate counts for accuracy vs N (comma list)")
