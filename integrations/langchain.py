@@ -214,27 +214,24 @@ class LedomVerifier(_ScorerFields):
 
     def batch(self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None = None, *,
               return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
-        def run(xs: list[Any], configs: list[RunnableConfig]) -> list[Any]:
-            parsed, ok, labels = self._prepare(xs, return_exceptions)
-            try:
-                results = select_best_of_n_batch([q for q, _ in ok], [c for _, c in ok], self.scorer,
-                                                  self._bon_config()) if ok else []
-            except Exception as e:
-                raise scoring_error(e, [c for _, cs in ok for c in cs], labels) from e
-            return self._split(parsed, results)
-        return traced_batch(self, run, inputs, config, return_exceptions=return_exceptions)
+        # no model is called here: the sync flavour is the async one run to completion
+        return traced_batch(self, lambda xs, _: run_sync(self._verify(xs, return_exceptions)), inputs, config,
+                            return_exceptions=return_exceptions)
 
     async def abatch(self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None = None, *,
                      return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
         async def run(xs: list[Any], configs: list[RunnableConfig]) -> list[Any]:
-            parsed, ok, labels = self._prepare(xs, return_exceptions)
-            try:
-                results = await aselect_best_of_n_batch([q for q, _ in ok], [c for _, c in ok], self.scorer,
-                                                        self._bon_config()) if ok else []
-            except Exception as e:
-                raise scoring_error(e, [c for _, cs in ok for c in cs], labels) from e
-            return self._split(parsed, results)
+            return await self._verify(xs, return_exceptions)
         return await atraced_batch(self, run, inputs, config, return_exceptions=return_exceptions)
+
+    async def _verify(self, xs: list[Any], keep_errors: bool) -> list[Any]:
+        parsed, ok, labels = self._prepare(xs, keep_errors)
+        try:
+            results = await aselect_best_of_n_batch([q for q, _ in ok], [c for _, c in ok], self.scorer,
+                                                    self._bon_config()) if ok else []
+        except Exception as e:
+            raise scoring_error(e, [c for _, cs in ok for c in cs], labels) from e
+        return self._split(parsed, results)
 
     # All inputs go to the core in ONE scorer call: parse each, keep the good ones, split the results back.
     @staticmethod
