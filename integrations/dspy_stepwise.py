@@ -43,6 +43,7 @@ from ledom_reason.search import (  # noqa: E402
     BeamSearchConfig,
     DVTSConfig,
     EventHook,
+    GeneratedSteps,
     SearchResult,
     abeam_search,
     advts,
@@ -60,8 +61,23 @@ STEP_INSTRUCTIONS = (
 )
 """Appended to the signature's own instructions for the step predictor."""
 
-Sample = tuple[str, list[Any]] | BaseException
-"""``(step text, DSPy trace of that call)`` of one step sample, or what it raised."""
+Sample = tuple[str, list[Any], int | None] | BaseException
+"""``(step text, DSPy trace of that call, completion tokens it reported or None)`` of one step sample, or what
+it raised."""
+
+
+def completion_tokens(pred: Any) -> int | None:
+    """Completion tokens DSPy's usage tracker recorded for the call that made ``pred`` (``None``: unknown)."""
+    usage = pred.get_lm_usage() if callable(getattr(pred, "get_lm_usage", None)) else None
+    if not usage:
+        return None
+    total = 0
+    for entry in usage.values():
+        n = entry.get("completion_tokens", entry.get("output_tokens")) if isinstance(entry, Mapping) else None
+        if not isinstance(n, int):
+            return None
+        total += n
+    return total
 
 
 def _base_signature(signature: Any, reasoning_field: str) -> Any:
@@ -210,19 +226,19 @@ class LedomStepwiseCoT(dspy.Module):
 
     def _sample(self, inputs: dict[str, Any], config: dict[str, Any], chain: str, rollout: int) -> Sample:
         try:
-            with dspy.context(trace=[]):
+            with dspy.context(trace=[], track_usage=True):  # usage per call, for the accounting
                 cfg = {**config, "rollout_id": rollout, "temperature": self.temperature}
                 pred = self.step(**inputs, reasoning_so_far=chain, config=cfg)
-                return str(pred.next_step), list(dspy.settings.trace)
+                return str(pred.next_step), list(dspy.settings.trace), completion_tokens(pred)
         except Exception as e:  # counted against `fail_count` in _Run.steps
             return e
 
     async def _asample(self, inputs: dict[str, Any], config: dict[str, Any], chain: str, rollout: int) -> Sample:
         try:
-            with dspy.context(trace=[]):
+            with dspy.context(trace=[], track_usage=True):
                 cfg = {**config, "rollout_id": rollout, "temperature": self.temperature}
                 pred = await self.step.acall(**inputs, reasoning_so_far=chain, config=cfg)
-                return str(pred.next_step), list(dspy.settings.trace)
+                return str(pred.next_step), list(dspy.settings.trace), completion_tokens(pred)
         except Exception as e:  # counted against `fail_count` in _Run.steps
             return e
 
@@ -269,11 +285,12 @@ class _Run:
         self.errors: list[BaseException] = []
         self.traces: dict[tuple[str, str], list[Any]] = {}  # (partial chain, step) -> DSPy trace of its call
 
-    async def steps(self, question: str, partial_chain: str, n: int) -> list[str]:
+    async def steps(self, question: str, partial_chain: str, n: int) -> GeneratedSteps:
         """The core's step generator: ``n`` step samples of ``partial_chain``, failed ones as ``""``."""
         calls = [functools.partial(self.call, partial_chain, next(self.rollouts)) for _ in range(n)]
         self.calls += n
         out = []
+        tokens: int | None = 0  # None once any sample's usage is unknown (a failed call's included)
         for s in await gather_all(calls):
             if isinstance(s, BaseException):
                 self.errors.append(s)
@@ -283,11 +300,13 @@ class _Run:
                     raise RuntimeError(f"LedomStepwiseCoT: {len(self.errors)} step samples failed "
                                        f"(fail_count={self.m.fail_count}); first error: {self.errors[0]}") from s
                 out.append("")  # an empty step: the search never scores it
+                tokens = None
                 continue
-            text, trace = s
+            text, trace, used = s
             self.traces.setdefault((partial_chain, text.strip()), trace)
             out.append(text)
-        return out
+            tokens = None if tokens is None or used is None else tokens + used
+        return GeneratedSteps(out, tokens)
 
     async def search(self) -> SearchResult:
         """Run the core search with :meth:`steps` as its step generator."""

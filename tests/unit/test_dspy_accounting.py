@@ -97,3 +97,21 @@ async def test_aforward_stats_and_unreported_usage(scorer):
     with dspy.context(lm=DummyLM(list(ANSWERS))):  # DummyLM's own engine reports 0 tokens: taken as reported
         st0 = LedomBestOfN(dspy.ChainOfThought("question -> answer"), N=3, scorer=scorer)(question=Q).ledom["stats"]
     assert st0["generated_tokens"] == 0
+
+
+def test_stepwise_cot_counts_the_step_calls_tokens(scorer):
+    """LedomStepwiseCoT's stats carry the completion tokens of its step calls (DSPy usage per call)."""
+    from ledom_reason.integrations.dspy import LedomStepwiseCoT
+
+    steps = ["Tom starts with 3 apples.", "He buys 4 more, 3 + 4 = 7.\n#### 7"]
+    lm = counting_lm([{"next_step": s} for s in steps] + [{"answer": "7"}])
+    cot = LedomStepwiseCoT("question -> answer", scorer=scorer, beam_width=1, expansions=2, max_depth=3)
+    with dspy.context(lm=lm):
+        st = cot(question=Q).ledom["stats"]
+    step_calls = st["predictor_calls"] - 1  # the last call is the answer predictor
+    assert st["generator_calls"] >= 1 and step_calls == len(lm.words) - 1
+    assert st["generated_tokens"] == sum(lm.words[:step_calls]) > 0
+    with dspy.context(lm=DummyLM([{"next_step": s} for s in steps] + [{"answer": "7"}])):
+        st0 = LedomStepwiseCoT("question -> answer", scorer=scorer, beam_width=1, expansions=2,
+                               max_depth=3)(question=Q).ledom["stats"]
+    assert st0["generated_tokens"] == 0  # DummyLM reports 0 tokens: reported, not unknown
