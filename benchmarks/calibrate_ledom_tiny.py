@@ -25,30 +25,15 @@ import json
 import os
 import platform
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
+
+from _commands import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks/results/calibration"
 SHIPPED = ROOT / "ledom_reason/models/ledom-tiny/calibration.json"
 SETUPS = {"reverse_only": [], "pair": ["--forward-model", "ledom-tiny-forward"]}
 METHODS = ("platt", "isotonic")
-
-
-def sh(args: list[str], log: Path) -> None:
-    """Run a `ledom-reason` command, echo it, append its output to a log; exit on failure."""
-    print("$ ledom-reason " + " ".join(args), flush=True)
-    t = time.time()
-    with open(log, "a", encoding="utf-8") as f:
-        f.write("$ ledom-reason " + " ".join(args) + "\n")
-        f.flush()
-        r = subprocess.run([sys.executable, "-m", "ledom_reason", *args], stdout=f, stderr=subprocess.STDOUT,
-                           cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    print(f"  ({time.time() - t:.0f} s, exit {r.returncode})", flush=True)
-    if r.returncode != 0:
-        sys.exit(f"command failed, see {log}")
 
 
 def main() -> None:
@@ -64,9 +49,9 @@ def main() -> None:
     w.mkdir(parents=True, exist_ok=True)
     log = w / "log.txt"
     train, test = w / "disc_train.jsonl", w / "disc_test.jsonl"
-    sh(["make-discrimination", "--dataset", "gsm8k", "--split", "train", "--limit", str(args.train_limit),
+    run_cli(["make-discrimination", "--dataset", "gsm8k", "--split", "train", "--limit", str(args.train_limit),
         "--k", "4", "--seed", "0", "--out", str(train)], log)
-    sh(["make-discrimination", "--dataset", "gsm8k", "--split", "test", "--limit", str(args.test_limit),
+    run_cli(["make-discrimination", "--dataset", "gsm8k", "--split", "test", "--limit", str(args.test_limit),
         "--k", "4", "--seed", "0", "--out", str(test)], log)
     commands, runs = {}, {}
     for setup in ("pair", "reverse_only"):  # the pair first: its cached scores carry both log-probs
@@ -75,7 +60,7 @@ def main() -> None:
             cmd = ["calibrate", "--model", "ledom-tiny", *SETUPS[setup], "--discrimination", str(train),
                    "--heldout", str(test), "--method", method, "--out", str(w / name / "calibration.json"),
                    "--report-dir", str(w / name), "--scores-cache", str(w / "scores.jsonl"), "--device", args.device]
-            sh(cmd, log)
+            run_cli(cmd, log)
             commands[name] = "ledom-reason " + " ".join(cmd).replace(str(w), args.work)
             runs[name] = json.loads((w / name / "calibration_report.json").read_text())
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _commands import run_module
 
 from ledom_reason.paths import data_dir
 
@@ -40,24 +41,10 @@ SCALES = {
 LAMS = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1"
 
 
-def sh(args: list[str], log: Path) -> None:
-    """Run a `ledom-reason` command (or python module), echo it, tee its output to a log."""
-    cmd = [sys.executable, "-m", *args]
-    print("$ " + " ".join(args), flush=True)
-    t = time.time()
-    with open(log, "a", encoding="utf-8") as f:
-        f.write("$ " + " ".join(args) + "\n")
-        f.flush()
-        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    print(f"  ({time.time() - t:.1f} s, exit {r.returncode})", flush=True)
-    if r.returncode != 0:
-        sys.exit(f"command failed, see {log}:\n" + "\n".join(log.read_text().splitlines()[-30:]))
-
-
 def stage_data(w: Path, s: dict, log: Path) -> None:
-    sh(["ledom_reason.training.synthetic_math", "--n", str(s["synth"]), "--seed", "0", "--out", str(w / "data/synth_train.jsonl")], log)
+    run_module(["ledom_reason.training.synthetic_math", "--n", str(s["synth"]), "--seed", "0", "--out", str(w / "data/synth_train.jsonl")], log)
     # held-out synthetic test set (other seed), laid out like GSM8K so `--dataset gsm8k --data-dir` reads it
-    sh(["ledom_reason.training.synthetic_math", "--n", str(s["synth_test"]), "--seed", "12345", "--out", str(w / "synthtest/gsm8k/test.jsonl")], log)
+    run_module(["ledom_reason.training.synthetic_math", "--n", str(s["synth_test"]), "--seed", "12345", "--out", str(w / "synthtest/gsm8k/test.jsonl")], log)
 
 
 def stage_train(w: Path, s: dict, log: Path) -> None:
@@ -65,12 +52,12 @@ def stage_train(w: Path, s: dict, log: Path) -> None:
     inputs = [str(d / "corpus/tinyshakespeare.txt"), f"{d / 'gsm8k/train.jsonl'}:3", str(w / "data/synth_train.jsonl")]
     pairs = [str(d / "gsm8k/train.jsonl"), str(w / "data/synth_train.jsonl")]
     # --overwrite: rerunning the stage rebuilds its models (a training command refuses a used out_dir otherwise)
-    sh(["ledom_reason", "train", "tokenizer", "--inputs", *inputs, "--vocab_size", str(s["vocab"]), "--out_dir", str(w / "tokenizer"), "--overwrite"], log)
+    run_module(["ledom_reason", "train", "tokenizer", "--inputs", *inputs, "--vocab_size", str(s["vocab"]), "--out_dir", str(w / "tokenizer"), "--overwrite"], log)
     for direction, name in (("reverse", "ledom-tiny"), ("forward", "ledom-tiny-forward")):
-        sh(["ledom_reason", "train", "pretrain", "--config", "recipes/ledom-tiny/pretrain.yaml", "--inputs", *inputs,
+        run_module(["ledom_reason", "train", "pretrain", "--config", "recipes/ledom-tiny/pretrain.yaml", "--inputs", *inputs,
             "--tokenizer", str(w / "tokenizer"), "--direction", direction, "--max_steps", str(s["pt_steps"]),
             "--out_dir", str(w / f"pt-{direction}"), "--overwrite", *s["extra"]], log)
-        sh(["ledom_reason", "train", "finetune", "--config", "recipes/ledom-tiny/finetune.yaml", "--inputs", *pairs,
+        run_module(["ledom_reason", "train", "finetune", "--config", "recipes/ledom-tiny/finetune.yaml", "--inputs", *pairs,
             "--model", str(w / f"pt-{direction}"), "--direction", direction, "--max_steps", str(s["ft_steps"]),
             "--out_dir", str(w / name), "--overwrite", *[x for x in s["extra"] if x.startswith(("--micro", "--save", "--compile"))]], log)
 
@@ -80,17 +67,17 @@ def stage_generate(w: Path, s: dict, log: Path) -> None:
               "--temperature", "0.7", "--max-new-tokens", str(s["max_new"]), "--batch-size", str(s["gen_batch"]),
               "--greedy", "--no-chat-template", "--seed", "0"]
     lim = ["--limit", str(s["gen_limit"])] if s["gen_limit"] else []
-    sh(["ledom_reason", "generate", "--dataset", "gsm8k", "--split", "test", *lim, *common, "--out", str(w / "cands_gsm8k.jsonl")], log)
-    sh(["ledom_reason", "generate", "--dataset", "gsm8k", "--split", "test", "--data-dir", str(w / "synthtest"),
+    run_module(["ledom_reason", "generate", "--dataset", "gsm8k", "--split", "test", *lim, *common, "--out", str(w / "cands_gsm8k.jsonl")], log)
+    run_module(["ledom_reason", "generate", "--dataset", "gsm8k", "--split", "test", "--data-dir", str(w / "synthtest"),
         *common, "--out", str(w / "cands_synth.jsonl")], log)
 
 
 def stage_score(w: Path, s: dict, log: Path) -> None:
     lim = ["--limit", str(s["disc_limit"])] if s["disc_limit"] else []
     models = ["--model", str(w / "ledom-tiny"), "--forward-model", str(w / "ledom-tiny-forward"), "--dtype", "float32"]
-    sh(["ledom_reason", "make-discrimination", "--dataset", "gsm8k", "--split", "test", "--k", "4", "--seed", "0", *lim,
+    run_module(["ledom_reason", "make-discrimination", "--dataset", "gsm8k", "--split", "test", "--k", "4", "--seed", "0", *lim,
         "--out", str(w / "disc_gsm8k.jsonl")], log)
-    sh(["ledom_reason", "eval", "--discrimination", str(w / "disc_gsm8k.jsonl"), *models, "--lams", LAMS,
+    run_module(["ledom_reason", "eval", "--discrimination", str(w / "disc_gsm8k.jsonl"), *models, "--lams", LAMS,
         "--normalize", "sum,mean", "--out", str(w / "res_disc")], log)
     ns = ",".join(str(n) for n in (1, 2, 4, 8, 16) if n <= s["n"])
     for name, extra in (("gsm8k", ["--dataset", "gsm8k"]), ("synth", ["--dataset", "gsm8k", "--data-dir", str(w / "synthtest")])):
@@ -100,7 +87,7 @@ def stage_score(w: Path, s: dict, log: Path) -> None:
                 dst.mkdir(exist_ok=True)
                 if (w / f"res_bon_{name}_sum/scores.jsonl").exists():
                     shutil.copy(w / f"res_bon_{name}_sum/scores.jsonl", dst / "scores.jsonl")
-            sh(["ledom_reason", "eval", "--candidates", str(w / f"cands_{name}.jsonl"), *extra, *models,
+            run_module(["ledom_reason", "eval", "--candidates", str(w / f"cands_{name}.jsonl"), *extra, *models,
                 "--aggregators", "reward,majority,weighted,random,forward", "--n", ns, "--seeds", "20",
                 "--lams", LAMS, "--normalize", norm, "--out", str(w / f"res_bon_{name}_{norm}")], log)
 

@@ -18,27 +18,14 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from _commands import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 LAMS = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1"
-
-
-def sh(args: list[str], log: Path) -> None:
-    """Run one `ledom-reason` command, appending its output to ``log``; stop on failure."""
-    print("$ ledom-reason " + " ".join(args), flush=True)
-    t = time.time()
-    with open(log, "a", encoding="utf-8") as f:
-        f.write("$ ledom-reason " + " ".join(args) + "\n")
-        f.flush()
-        r = subprocess.run([sys.executable, "-m", "ledom_reason", *args], stdout=f, stderr=subprocess.STDOUT,
-                           cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    print(f"  ({time.time() - t:.1f} s, exit {r.returncode})", flush=True)
-    if r.returncode != 0:
-        sys.exit(f"command failed, see {log}:\n" + "\n".join(log.read_text().splitlines()[-30:]))
 
 
 def main() -> int:
@@ -60,14 +47,14 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     log = work / "log.txt"
     cands = work / "cands.jsonl"
-    sh(["generate", "--model", str(generator), "--dataset", "gsm8k", "--split", "test", "--limit", str(a.limit),
+    run_cli(["generate", "--model", str(generator), "--dataset", "gsm8k", "--split", "test", "--limit", str(a.limit),
         "--n", str(a.n), "--temperature", "0.7", "--max-new-tokens", str(a.max_new_tokens),
         "--batch-size", str(a.batch_size), "--greedy", "--seed", "0", "--device", "cpu", "--dtype", "float32",
         "--out", str(cands)], log)
     models = ROOT / "ledom_reason" / "models"
     ns = ",".join(str(n) for n in (1, 2, 4, 8, 16) if n <= a.n)
     res = work / "res_bon_mean"
-    sh(["eval", "--candidates", str(cands), "--dataset", "gsm8k", "--model", str(models / "ledom-tiny"),
+    run_cli(["eval", "--candidates", str(cands), "--dataset", "gsm8k", "--model", str(models / "ledom-tiny"),
         "--forward-model", str(models / "ledom-tiny-forward"), "--dtype", "float32", "--device", "cpu",
         "--aggregators", "reward,majority,weighted,random,forward", "--n", ns, "--seeds", "20",
         "--lams", LAMS, "--normalize", "mean", "--out", str(res)], log)

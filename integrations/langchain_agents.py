@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from ledom_reason._optional import require
+from ledom_reason.concurrency import run_sync
 
 require("langchain", "langchain")
 
@@ -62,7 +63,6 @@ from ledom_reason.search import (  # noqa: E402
     BestOfNResult,
     SearchStats,
     aselect_best_of_n,
-    select_best_of_n,
 )
 from ledom_reason.types import Scorer  # noqa: E402
 
@@ -302,15 +302,7 @@ class LedomBestOfNMiddleware(AgentMiddleware[AgentState[Any], Any]):
         question = question_of_messages(request.messages, self.question)  # fail before any model call
         responses, calls, tokens = self._draw(request, handler)
         drawn = (calls, tokens, time.perf_counter() - t0)
-        kinds, texts, skipped = self._pool(responses)
-        result = None
-        if skipped is None:
-            todo = [t for t in texts if t is not None]
-            try:
-                result = select_best_of_n(question, todo, self.scorer, self.config)
-            except Exception as e:
-                raise scoring_error(e, todo) from e
-        i, details = self._details(question, kinds, texts, drawn, result, skipped, t0)
+        i, details = run_sync(self._choose(question, responses, drawn, t0))  # no model call: one implementation
         self._event(request, details)
         return self._annotate(responses[i], details)
 
@@ -320,6 +312,13 @@ class LedomBestOfNMiddleware(AgentMiddleware[AgentState[Any], Any]):
         question = question_of_messages(request.messages, self.question)
         responses, calls, tokens = await self._adraw(request, handler)
         drawn = (calls, tokens, time.perf_counter() - t0)
+        i, details = await self._choose(question, responses, drawn, t0)
+        await self._aevent(request, details)
+        return self._annotate(responses[i], details)
+
+    async def _choose(self, question: str, responses: list[ModelResponse], drawn: tuple[int, int | None, float],
+                      t0: float) -> tuple[int, dict[str, Any]]:
+        """Score the candidates in one scorer call (unless the turn is passed through) and pick one."""
         kinds, texts, skipped = self._pool(responses)
         result = None
         if skipped is None:
@@ -328,6 +327,4 @@ class LedomBestOfNMiddleware(AgentMiddleware[AgentState[Any], Any]):
                 result = await aselect_best_of_n(question, todo, self.scorer, self.config)
             except Exception as e:
                 raise scoring_error(e, todo) from e
-        i, details = self._details(question, kinds, texts, drawn, result, skipped, t0)
-        await self._aevent(request, details)
-        return self._annotate(responses[i], details)
+        return self._details(question, kinds, texts, drawn, result, skipped, t0)

@@ -46,6 +46,24 @@ def corpus_texts(max_chars: int = 400_000, data_dir: str | os.PathLike[str] | No
     return out
 
 
+
+def plain_ids(tokenizer: Any, text: str) -> list[int]:
+    """``text``'s token ids with no special tokens."""
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def with_bos_eos(tokenizer: Any) -> Any:
+    """A copy of a fast tokenizer that adds ``<bos> … <eos>`` by itself (like Llama/ByT5 tokenizers do)."""
+    import copy
+
+    from tokenizers.processors import TemplateProcessing
+
+    tok = copy.deepcopy(tokenizer)
+    b, e = tok.bos_token, tok.eos_token
+    tok.backend_tokenizer.post_processor = TemplateProcessing(
+        single=f"{b} $A {e}", special_tokens=[(b, tok.bos_token_id), (e, tok.eos_token_id)])
+    return tok
+
 def make_tiny_model(
     out_dir: str | os.PathLike[str],
     tokenizer: Any,

@@ -72,3 +72,15 @@ def scorer_fwd(tiny_model_dir, tiny_forward_dir):
     from ledom_reason import ReverseScorer
 
     return ReverseScorer.from_pretrained(tiny_model_dir, device="cpu", forward_model=tiny_forward_dir)
+
+
+@pytest.fixture(scope="session")
+def bos_eos_tokenizer(tiny_tokenizer):
+    """The tiny tokenizer made to add BOS and EOS by itself (``<|bos|> $A <|eos|>``, the Llama/ByT5 case the
+    ``"tokenizer"`` layout is about)."""
+    from ledom_reason.testing import plain_ids, with_bos_eos
+
+    tok = with_bos_eos(tiny_tokenizer)
+    text = "What is 7 times 8?"
+    assert tok(text)["input_ids"] == [tok.bos_token_id, *plain_ids(tok, text), tok.eos_token_id]
+    return tok

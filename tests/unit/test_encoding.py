@@ -9,28 +9,10 @@ import pytest
 from ledom_reason.reverse import BosLayout, build_reverse_input
 from ledom_reason.scorers.config import ScorerConfig
 from ledom_reason.scorers.encoding import PairEncoder, check_vocabulary, safe_pad_id
+from ledom_reason.testing import plain_ids as plain
 from ledom_reason.types import InvalidPairError
 
 Q, C = "What is 7 times 8?", "7 * 8 = 56\n#### 56"
-
-
-def plain(tok, text):
-    return tok(text, add_special_tokens=False)["input_ids"]
-
-
-@pytest.fixture(scope="module")
-def bos_eos_tokenizer(tiny_tokenizer):
-    """The tiny tokenizer, made to add BOS and EOS by itself (``<|bos|> $A <|eos|>``, Llama/ByT5-like)."""
-    import copy
-
-    from tokenizers.processors import TemplateProcessing
-
-    tok = copy.deepcopy(tiny_tokenizer)
-    b, e = tok.bos_token, tok.eos_token
-    tok.backend_tokenizer.post_processor = TemplateProcessing(
-        single=f"{b} $A {e}", special_tokens=[(b, tok.bos_token_id), (e, tok.eos_token_id)])
-    assert tok(Q)["input_ids"] == [tok.bos_token_id, *plain(tok, Q), tok.eos_token_id]
-    return tok
 
 
 def test_layouts_token_level(tiny_tokenizer):

@@ -3,7 +3,6 @@ and training all build the same ids for a layout — written out by hand here fr
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
@@ -14,26 +13,11 @@ from ledom_reason.cli import main
 from ledom_reason.scorers.config import ScorerConfig
 from ledom_reason.scorers.encoding import PairEncoder
 from ledom_reason.scorers.engine import ScoringSeq, reference_logprobs
+from ledom_reason.testing import plain_ids as plain
 from ledom_reason.training.data import build_pair_examples, documents_to_ids
 
 Q, C = "Tom has 12 apples and eats 5. How many are left?", "12 - 5 = 7\n#### 7"
 PAIRS = [(Q, C), ("Hi?", "Yes."), ("What is 3 times 4?", "3 * 4 = 12, so the answer is 12.\n#### 12")]
-
-
-def plain(tok, text):
-    return tok(text, add_special_tokens=False)["input_ids"]
-
-
-@pytest.fixture(scope="module")
-def bos_eos_tokenizer(tiny_tokenizer):
-    """A tokenizer that adds `<|bos|> … <|eos|>` by itself (the Llama/ByT5 case the "tokenizer" layout is about)."""
-    from tokenizers.processors import TemplateProcessing
-
-    tok = copy.deepcopy(tiny_tokenizer)
-    b, e = tok.bos_token, tok.eos_token
-    tok.backend_tokenizer.post_processor = TemplateProcessing(
-        single=f"{b} $A {e}", special_tokens=[(b, tok.bos_token_id), (e, tok.eos_token_id)])
-    return tok
 
 
 def expected_reverse(tok, q, c, bos):
