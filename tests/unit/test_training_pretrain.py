@@ -13,10 +13,8 @@ from ledom_reason.training.pretrain import run_pretrain
 
 
 @pytest.fixture(scope="module")
-def tok_dir(tmp_path_factory, tiny_tokenizer):
-    d = tmp_path_factory.mktemp("tok")
-    tiny_tokenizer.save_pretrained(d)
-    return d
+def tok_dir(tiny_tokenizer_dir):
+    return tiny_tokenizer_dir
 
 
 def _cfg(tok_dir, out, **kw):

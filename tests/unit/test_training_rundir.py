@@ -18,10 +18,8 @@ CORPUS = str(data_dir() / "corpus" / "tinyshakespeare.txt")
 
 
 @pytest.fixture(scope="module")
-def tok_dir(tmp_path_factory, tiny_tokenizer):
-    d = tmp_path_factory.mktemp("tok")
-    tiny_tokenizer.save_pretrained(d)
-    return d
+def tok_dir(tiny_tokenizer_dir):
+    return tiny_tokenizer_dir
 
 
 def _cfg(tok_dir, out, **kw):
